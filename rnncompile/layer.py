@@ -1,0 +1,229 @@
+"""The one way to define a layer kind: subclass `Layer` and decorate it with `@register`.
+
+A layer kind keeps together, as Keras does:
+  * its attributes (a JSON Schema per field, with Keras's defaults) -> the spec validator and schema,
+  * its shape and mask rule (`output_types`),
+  * its weights (`weight_shapes`), in Keras layout,
+  * its NumPy float64 reference (`reference`), the source of truth for semantics,
+  * its ONNX lowering (`lower`), written against `rnncompile.onnx_graph.GraphBuilder`.
+
+Built-in kinds live in `rnncompile.layers`; plugins use exactly the same API (see README).
+Passes (inference, reference, lowering, verification) are generic: they never ask what kind a
+layer is, only call these methods.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Values flowing between layers in the three passes.
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Static type of a layer output: shape with the batch axis first (None = dynamic), dtype, and
+    whether a [batch, time] mask travels with it (time is axis 1)."""
+
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    masked: bool = False
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def with_mask(self, masked: bool) -> "TensorType":
+        return replace(self, masked=masked)
+
+    def __str__(self) -> str:
+        dims = ", ".join("None" if d is None else str(d) for d in self.shape)
+        return f"({dims})"
+
+
+@dataclass
+class Tensor:
+    """A reference value: float64 (or integer) data and an optional boolean [batch, time] mask."""
+
+    data: np.ndarray
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A lowering value: the ONNX tensor name, its type, and the name of its bool mask, if any."""
+
+    name: str
+    type: TensorType
+    mask: str | None = None
+
+
+class LayerError(Exception):
+    """Raised by a layer's rules; the passes attach the layer's JSON path. `field` narrows it."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One output of one layer: `name` or `name:index` in a spec."""
+
+    layer: str
+    index: int = 0
+
+    def __str__(self) -> str:
+        return self.layer if self.index == 0 else f"{self.layer}:{self.index}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer base class.
+
+
+class Layer:
+    """Base of every layer kind. Subclasses set the class attributes and override the rules."""
+
+    #: Keras class name used in specs (`"class_name": "LSTM"`).
+    class_name: ClassVar[str] = ""
+    #: JSON Schema of each attribute, with `default` where Keras has one.
+    attributes: ClassVar[dict[str, dict]] = {}
+    #: Attributes without a default.
+    required: ClassVar[tuple[str, ...]] = ()
+    #: Attributes that hold references to other layers' outputs; resolved into extra inputs,
+    #: appended after `inputs` in this order.
+    reference_fields: ClassVar[tuple[str, ...]] = ()
+    #: One-line description for `rnncompile summary` and the schema.
+    description: ClassVar[str] = ""
+    #: False when the layer's Keras semantics are undefined on a fully masked row (e.g. 0/0).
+    defined_for_empty_rows: ClassVar[bool] = True
+
+    def __init__(self, name: str, config: dict[str, Any], path: str = "$"):
+        self.name = name
+        self.path = path
+        self.config = config  # attributes with defaults filled in
+        self.inbound: list[Ref] = []
+        self.input_types: list[TensorType] = []
+        self.output_types_: list[TensorType] = []
+
+    # -- attribute access ---------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self.config[key]
+
+    # -- rules a kind overrides ---------------------------------------------------------------
+    def check(self) -> list[tuple[str | None, str]]:
+        """Cross-field checks beyond the schema: list of (field or None, message)."""
+        return []
+
+    def output_types(self, inputs: list[TensorType]) -> list[TensorType]:
+        """Shape and mask rule. Raise LayerError on impossible inputs."""
+        raise NotImplementedError
+
+    def output_names(self) -> list[str]:
+        """Names of the outputs, used for ONNX output names (`<layer>_<name>` past the first)."""
+        return ["output"]
+
+    def weight_shapes(self, inputs: list[TensorType]) -> dict[str, tuple[int, ...]]:
+        """Weights in Keras layout, keyed relative to the layer (`kernel`, `forward/bias`)."""
+        return {}
+
+    def state_shapes(self, inputs: list[TensorType]) -> list[tuple[str, tuple[int, ...]]]:
+        """Carried state of a stateful layer: (suffix, shape without batch). Such a layer gets
+        the states as extra inputs after its others and returns the new states after its outputs."""
+        return []
+
+    def reference(self, inputs: list[Tensor], weights: dict[str, np.ndarray]) -> list[Tensor]:
+        """Keras semantics in float64 NumPy."""
+        raise NotImplementedError
+
+    def lower(self, g, inputs: list[Sym], weights: dict[str, np.ndarray]) -> list[Sym]:
+        """Emit ONNX nodes through the GraphBuilder `g`; return one Sym per output."""
+        raise NotImplementedError
+
+    def lowering(self) -> str:
+        """How this layer is lowered, for `summary` and the manifest."""
+        return "ONNX ops"
+
+    def init_weight(self, key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Seeded weights used when a spec names no weights file (not Keras's initializers:
+        non-zero biases on purpose, so that gate-order mistakes cannot hide)."""
+        fan = shape[0] if len(shape) > 1 else 4
+        limit = float(np.sqrt(3.0 / max(fan, 1)))
+        if key.endswith("bias"):
+            limit = 0.2
+        return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+    # -- run-time data the verifier needs (generic, not per kind) -----------------------------
+    def token_range(self) -> int | None:
+        """For a layer that consumes integer ids: how many ids are valid (ids in [0, n))."""
+        return None
+
+    def pad_value(self) -> float | None:
+        """For a layer that derives a mask from its input: the value that marks a padded step."""
+        return None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<{self.class_name} {self.name!r}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry.
+
+REGISTRY: dict[str, type[Layer]] = {}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: make a layer kind known to specs, the schema and every pass."""
+    if not cls.class_name:
+        raise TypeError(f"{cls.__name__} must set class_name")
+    for req in cls.required:
+        if req not in cls.attributes:
+            raise TypeError(f"{cls.__name__}: required attribute {req!r} has no schema")
+    REGISTRY[cls.class_name] = cls
+    return cls
+
+
+def layer_kind(class_name: str) -> type[Layer] | None:
+    return REGISTRY.get(class_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers shared by kinds.
+
+
+def passthrough(inp: TensorType, shape: tuple | None = None, dtype: str | None = None) -> TensorType:
+    """Output type of a layer that keeps the mask of its input (Keras supports_masking)."""
+    return TensorType(tuple(shape if shape is not None else inp.shape), dtype or inp.dtype, inp.masked)
+
+
+def expect_rank(t: TensorType, ranks: tuple[int, ...], what: str) -> None:
+    if t.rank not in ranks:
+        want = " or ".join(f"{r - 1}-D" for r in ranks)
+        raise LayerError(f"expects {what} of {want} per sample (batch axis excluded), got shape {t}")
+
+
+def expect_float(t: TensorType) -> None:
+    if not t.dtype.startswith("float"):
+        raise LayerError(f"expects float input, got {t.dtype} (integer token ids need an Embedding first)")
+
+
+ATTR_UNITS = {"type": "integer", "minimum": 1, "maximum": 1 << 16, "description": "output size"}
+ATTR_BOOL = {"type": "boolean"}
+
+
+def attr(schema: dict, default: Any = None, **extra: Any) -> dict:
+    out = dict(schema)
+    if default is not None or "default" in extra:
+        out["default"] = default
+    out.update(extra)
+    return out
+
+
+__all__ = [
+    "Layer", "LayerError", "Ref", "Sym", "Tensor", "TensorType", "REGISTRY", "register",
+    "layer_kind", "passthrough", "expect_rank", "expect_float", "attr", "field",
+]

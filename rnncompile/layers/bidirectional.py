@@ -1,0 +1,160 @@
+"""Bidirectional wrapper over SimpleRNN, LSTM or GRU.
+
+Keras: the backward copy has go_backwards=True; both copies get zero_output_for_mask =
+return_sequences; the backward sequence is flipped back before merging; states come out as
+[h_f, (c_f), h_b, (c_b)]; initial_state[:half] is forward, [half:] backward. One native ONNX op
+with direction=bidirectional computes both (its reverse direction runs inside `sequence_lens`,
+which after compaction is exactly Keras's backward pass over the valid steps)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layer import LayerError, Sym, Tensor, TensorType, register, Layer
+from .recurrent import REF_LIST, Recurrent, emit_rnn
+
+MERGE_MODES = ["concat", "sum", "ave", "mul", None]
+
+
+def _merge_ref(mode, a, b):
+    return {"concat": lambda: np.concatenate([a, b], -1), "sum": lambda: a + b,
+            "ave": lambda: (a + b) / 2.0, "mul": lambda: a * b}[mode]()
+
+
+def _merge_onnx(g, mode, a, b):
+    if mode == "concat":
+        return g.op("Concat", a, b, axis=-1)
+    if mode == "sum":
+        return g.op("Add", a, b)
+    if mode == "ave":
+        return g.op("Mul", g.op("Add", a, b), g.const(np.float32(0.5)))
+    return g.op("Mul", a, b)
+
+
+@register
+class Bidirectional(Layer):
+    class_name = "Bidirectional"
+    description = "Runs a recurrent layer forward and backward and merges the results"
+    attributes = {
+        "layer": {"type": "object", "required": ["class_name"],
+                  "properties": {"class_name": {"enum": ["SimpleRNN", "LSTM", "GRU"]}},
+                  "description": "the wrapped SimpleRNN, LSTM or GRU layer config"},
+        "merge_mode": {"enum": MERGE_MODES, "default": "concat"},
+        "initial_state": REF_LIST,
+    }
+    required = ("layer",)
+    reference_fields = ("initial_state",)
+
+    def __init__(self, name, config, path="$"):
+        super().__init__(name, config, path)
+        from ..spec import make_inner_layer  # the spec module validates and builds layer configs
+        fwd = make_inner_layer(config["layer"], f"{name}/forward", f"{path}.layer", Recurrent)
+        self.forward: Recurrent = fwd
+        bcfg = dict(fwd.config, go_backwards=not fwd["go_backwards"])
+        self.backward: Recurrent = type(fwd)(f"{name}/backward", bcfg, f"{path}.layer")
+        for sub in (self.forward, self.backward):
+            sub.config["zero_output_for_mask"] = fwd["return_sequences"]
+
+    @property
+    def inner(self) -> Recurrent:
+        return self.forward
+
+    def check(self):
+        problems = list(self.forward.check())
+        if self.forward["go_backwards"]:
+            problems.append(("layer.go_backwards", "a Bidirectional over a go_backwards layer is not "
+                                                   "supported (it only swaps the two directions)"))
+        return problems
+
+    def output_types(self, inputs):
+        n_init = len(self.config.get("initial_state") or [])
+        inner = self.forward
+        if n_init and n_init != 2 * inner.n_states:
+            raise LayerError(f"takes {2 * inner.n_states} initial states (forward "
+                             f"{', '.join(inner.state_names)}, then backward), got {n_init}", "initial_state")
+        x = inner.sequence_input(inputs[:1])
+        units = inner["units"]
+        inner.check_states(inputs[1:], units)
+        if inner.native_blocker():
+            raise LayerError(f"cannot be lowered: {inner.native_blocker()}", "layer.activation")
+        width = 2 * units if self["merge_mode"] == "concat" else units
+        if inner["return_sequences"]:
+            one = TensorType((x.shape[0], x.shape[1], units), "float32", x.masked)
+            merged = TensorType((x.shape[0], x.shape[1], width), "float32", x.masked)
+        else:
+            one, merged = TensorType((x.shape[0], units)), TensorType((x.shape[0], width))
+        outs = [one, one] if self["merge_mode"] is None else [merged]
+        states = [TensorType((x.shape[0], units))] * (2 * inner.n_states)
+        return outs + (states if inner["return_state"] else [])
+
+    def output_names(self):
+        names = ["forward", "backward"] if self["merge_mode"] is None else ["output"]
+        if self.inner["return_state"]:
+            names += [f"{d}_state_{s}" for d in ("forward", "backward") for s in self.inner.state_names]
+        return names
+
+    def state_shapes(self, inputs):
+        if not self.inner["stateful"]:
+            return []
+        return [(f"{d}_state_{s}", (self.inner["units"],))
+                for d in ("forward", "backward") for s in self.inner.state_names]
+
+    def weight_shapes(self, inputs):
+        inner = self.inner.weight_shapes(inputs)
+        return {f"{d}/{k}": v for d in ("forward", "backward") for k, v in inner.items()}
+
+    def lowering(self):
+        return self.inner.lowering().replace("native ONNX ", "native ONNX bidirectional ")
+
+    def _split(self, weights):
+        return ({k[8:]: v for k, v in weights.items() if k.startswith("forward/")},
+                {k[9:]: v for k, v in weights.items() if k.startswith("backward/")})
+
+    def _assemble(self, y_f, y_b, states, mask, wrap):
+        rs, n = self.inner["return_sequences"], self.inner.n_states
+        seq_mask = mask if rs else None
+        if self["merge_mode"] is None:
+            out = [wrap(y_f, seq_mask, 0), wrap(y_b, seq_mask, 1)]
+        else:
+            out = [wrap(("merge", y_f, y_b), seq_mask, 0)]
+        k = len(out)
+        if self.inner["return_state"]:
+            out += [wrap(s, None, k + i) for i, s in enumerate(states)]
+        if self.inner["stateful"]:
+            out += [wrap(s, None, -1) for s in states]
+        del n
+        return out
+
+    def reference(self, inputs, weights):
+        x, init = inputs[0], [s.data for s in inputs[1:]]
+        wf, wb = self._split(weights)
+        n = self.inner.n_states
+        zero = self.inner["return_sequences"]
+        seq_f, last_f, st_f = self.forward.run(x, init[:n] or None, wf, False, zero)
+        seq_b, last_b, st_b = self.backward.run(x, init[n:] or None, wb, True, zero)
+        if self.inner["return_sequences"]:
+            y_f, y_b = seq_f, seq_b[:, ::-1]
+        else:
+            y_f, y_b = last_f, last_b
+
+        def wrap(v, m, _i):
+            if isinstance(v, tuple):
+                v = _merge_ref(self["merge_mode"], v[1], v[2])
+            return Tensor(v, m)
+        return self._assemble(y_f, y_b, st_f + st_b, x.mask, wrap)
+
+    def lower(self, g, inputs, weights):
+        x, init = inputs[0], [s.name for s in inputs[1:]]
+        n = self.inner.n_states
+        rs = self.inner["return_sequences"]
+        wf, wb = self._split(weights)
+        rf, rb = emit_rnn(g, [self.forward, self.backward], [wf, wb], x.name, x.mask,
+                          [init[:n], init[n:]] if init else None, zero_output=rs, need_seq=rs)
+        y_f, y_b = (rf.seq, rb.seq) if rs else (rf.last, rb.last)
+        types = self.output_types_
+
+        def wrap(v, m, i):
+            if isinstance(v, tuple):
+                v = _merge_onnx(g, self["merge_mode"], v[1], v[2])
+            t = types[i] if i >= 0 else TensorType((None, self.inner["units"]))
+            return Sym(v, t, m)
+        return self._assemble(y_f, y_b, rf.states + rb.states, x.mask, wrap)

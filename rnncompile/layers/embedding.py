@@ -1,0 +1,65 @@
+"""Embedding: integer ids -> vectors. With mask_zero, id 0 marks a padded step (mask = ids != 0)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import RunError
+from ..layer import ATTR_BOOL, Layer, LayerError, Sym, Tensor, TensorType, register
+
+
+@register
+class Embedding(Layer):
+    class_name = "Embedding"
+    description = "Token ids to vectors (Keras Embedding); mask_zero makes id 0 a padding mask"
+    attributes = {
+        "input_dim": {"type": "integer", "minimum": 1, "maximum": 1 << 24, "description": "vocabulary size"},
+        "output_dim": {"type": "integer", "minimum": 1, "maximum": 1 << 16},
+        "mask_zero": dict(ATTR_BOOL, default=False),
+        "input_length": {"type": ["integer", "null"], "description": "accepted (Keras 2 field)"},
+    }
+    required = ("input_dim", "output_dim")
+
+    def check(self):
+        if self["mask_zero"] and self["input_dim"] < 2:
+            return [("input_dim", "with mask_zero, id 0 is padding: input_dim must be at least 2")]
+        return []
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        if not x.dtype.startswith("int"):
+            raise LayerError(f"expects integer token ids, got {x.dtype} input")
+        if self["mask_zero"] and x.rank != 2:
+            raise LayerError(f"mask_zero needs (batch, time) ids, got shape {x}")
+        return [TensorType((*x.shape, self["output_dim"]), "float32", self["mask_zero"] or x.masked)]
+
+    def weight_shapes(self, inputs):
+        return {"embeddings": (self["input_dim"], self["output_dim"])}
+
+    def init_weight(self, key, shape, rng):
+        return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+    def token_range(self):
+        return self["input_dim"]
+
+    def pad_value(self):
+        return 0 if self["mask_zero"] else None
+
+    def reference(self, inputs, weights):
+        (x,) = inputs
+        ids = np.asarray(x.data)
+        bad = (ids < 0) | (ids >= self["input_dim"])
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise RunError(f"token id {int(ids[where])} at index {where} is outside "
+                           f"[0, {self['input_dim']})", where=f"layer {self.name!r} (Embedding)")
+        mask = (ids != 0) if self["mask_zero"] else x.mask
+        return [Tensor(weights["embeddings"].astype(np.float64)[ids], mask)]
+
+    def lower(self, g, inputs, weights):
+        (x,) = inputs
+        table = g.const(weights["embeddings"].astype(np.float32), name="embeddings")
+        out = g.op("Gather", table, x.name, axis=0)
+        mask = x.mask
+        if self["mask_zero"]:
+            mask = g.op("Not", g.op("Equal", x.name, g.const(np.array(0, x.type.dtype))))
+        return [Sym(out, self.output_types_[0], mask)]

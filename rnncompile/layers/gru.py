@@ -1,0 +1,69 @@
+"""GRU, both Keras variants. Gates z, r, h in Keras and ONNX alike.
+reset_after=True (Keras 3 default) is ONNX linear_before_reset=1 with separate input and recurrent
+biases; reset_after=False is linear_before_reset=0."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations as act
+from ..layer import register
+from .recurrent import RECURRENT_ATTRIBUTES, Recurrent, split_gates
+
+
+@register
+class GRU(Recurrent):
+    class_name = "GRU"
+    description = "Gated Recurrent Unit (Keras GRU)"
+    attributes = dict(RECURRENT_ATTRIBUTES,
+                      recurrent_activation={"enum": list(act.CELL_NAMES), "default": "sigmoid"},
+                      reset_after={"type": "boolean", "default": True})
+    onnx_op = "GRU"
+    gates = 3
+    state_names = ("h",)
+
+    def cell_activations(self):
+        return [self["recurrent_activation"], self["activation"]]
+
+    def onnx_attributes(self):
+        return {"linear_before_reset": 1 if self["reset_after"] else 0}
+
+    def bias_shape(self):
+        h3 = 3 * self["units"]
+        return (2, h3) if self["reset_after"] else (h3,)
+
+    def step_fn(self, w):
+        fa = act.get(self["activation"]).numpy
+        fr = act.get(self["recurrent_activation"]).numpy
+        k, r = w["kernel"].astype(np.float64), w["recurrent_kernel"].astype(np.float64)
+        h3 = 3 * self["units"]
+        if not self["use_bias"]:
+            b_in, b_rec = np.zeros(h3), np.zeros(h3)
+        elif self["reset_after"]:
+            b_in, b_rec = w["bias"].astype(np.float64)
+        else:
+            b_in, b_rec = w["bias"].astype(np.float64), np.zeros(h3)
+        rz, rr, rh = split_gates(r, 3)
+
+        def step(x, states):
+            (h,) = states
+            xz, xr, xh = split_gates(x @ k + b_in, 3)
+            bz, br, bh = split_gates(b_rec, 3)
+            z = fr(xz + h @ rz + bz)
+            rg = fr(xr + h @ rr + br)
+            if self["reset_after"]:
+                hh = fa(xh + rg * (h @ rh + bh))
+            else:
+                hh = fa(xh + (rg * h) @ rh + bh)
+            h = z * h + (1.0 - z) * hh
+            return h, [h]
+        return step
+
+    def onnx_params(self, w):
+        h3 = 3 * self["units"]
+        if not self["use_bias"]:
+            bias = np.zeros(2 * h3, np.float32)
+        elif self["reset_after"]:
+            bias = np.concatenate([w["bias"][0], w["bias"][1]])
+        else:
+            bias = np.concatenate([w["bias"], np.zeros(h3, np.float32)])
+        return w["kernel"].T, w["recurrent_kernel"].T, bias

@@ -1,0 +1,320 @@
+"""What SimpleRNN, LSTM, GRU and Bidirectional share: their attributes, the masked time loop of the
+reference (it exists once, here), and the lowering onto the native ONNX RNN/LSTM/GRU operators,
+masks included.
+
+Keras semantics (see docs/semantics.md for the measured facts behind them):
+  * a masked step runs the cell but keeps every state; its output is 0 with
+    `zero_output_for_mask`, else the last valid output (0 before the first valid step);
+  * `go_backwards` flips inputs and mask, and the output sequence stays in processing order;
+  * the returned states are those after the last valid step (initial state for an empty row).
+
+Lowering, for any mask (right- or left-padded, gaps, empty rows) with native ops only: the valid
+steps of each row are scattered to the front ("compaction"), the operator runs with
+`sequence_lens` = number of valid steps, and the results are gathered back to their time steps,
+with the Keras rule for masked positions applied by a Where.
+"""
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from .. import activations as act
+from ..layer import (ATTR_BOOL, ATTR_UNITS, Layer, LayerError, Sym, Tensor, TensorType,
+                     expect_float, expect_rank)
+
+REF_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1,
+            "description": "references (`layer` or `layer:k`) of the initial states"}
+
+RECURRENT_ATTRIBUTES: dict[str, dict] = {
+    "units": ATTR_UNITS,
+    "activation": {"enum": list(act.CELL_NAMES), "default": "tanh"},
+    "use_bias": dict(ATTR_BOOL, default=True),
+    "return_sequences": dict(ATTR_BOOL, default=False),
+    "return_state": dict(ATTR_BOOL, default=False),
+    "go_backwards": dict(ATTR_BOOL, default=False),
+    "stateful": dict(ATTR_BOOL, default=False),
+    "zero_output_for_mask": dict(ATTR_BOOL, default=False),
+    "unroll": dict(ATTR_BOOL, default=False, description="accepted; no effect on the result"),
+    "dropout": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
+                "description": "no-op at inference"},
+    "recurrent_dropout": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
+                          "description": "no-op at inference"},
+    "initial_state": REF_LIST,
+}
+
+StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference time loop: the one place where Keras's masked recurrence is written.
+
+
+def masked_scan(step: StepFn, x: np.ndarray, mask: np.ndarray | None, states: list[np.ndarray],
+                go_backwards: bool, zero_output_for_mask: bool):
+    """Run `step` over time as Keras's backend `rnn()` does. Returns (outputs [B, T, H] in
+    processing order, last output [B, H], final states)."""
+    if go_backwards:
+        x = x[:, ::-1]
+        mask = None if mask is None else mask[:, ::-1]
+    outputs = []
+    prev = None
+    for t in range(x.shape[1]):
+        out, new = step(x[:, t], states)
+        if mask is not None:
+            m = mask[:, t][:, None]
+            if prev is None:
+                prev = np.zeros_like(out)
+            new = [np.where(m, n, s) for n, s in zip(new, states)]
+            out = np.where(m, out, 0.0 if zero_output_for_mask else prev)
+        states, prev = new, out
+        outputs.append(out)
+    return np.stack(outputs, axis=1), outputs[-1], states
+
+
+# ---------------------------------------------------------------------------------------------
+# The lowering onto the native operator, shared by unidirectional layers and Bidirectional.
+
+
+class RnnResult:
+    def __init__(self):
+        self.seq: str | None = None      # [B, T, H], at the time steps of the (possibly flipped) input
+        self.last: str | None = None     # [B, H]
+        self.states: list[str] = []      # each [B, H]
+
+
+def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str | None,
+             init: list[list[str]] | None, zero_output: bool, need_seq: bool) -> list[RnnResult]:
+    """One native ONNX op: forward (one cell) or bidirectional (two cells). Returns per direction
+    the output sequence (if `need_seq`), the last output and the final states."""
+    first = cells[0]
+    params = [c.onnx_params(w) for c, w in zip(cells, weights)]
+    W = g.const(np.stack([p[0] for p in params]), name="W")
+    R = g.const(np.stack([p[1] for p in params]), name="R")
+    B = g.const(np.stack([p[2] for p in params]), name="B") if first["use_bias"] else None
+    acts, alphas, betas = [], [], []
+    for c in cells:
+        for name in c.onnx_activations():
+            op, prm = act.get(name).rnn
+            acts.append(op)
+            alphas += prm[:1]
+            betas += prm[1:2]
+    i64 = np.int64
+
+    seq_lens = None
+    if mask is not None:
+        m = g.cast(mask, "int64")
+        length = g.reduce("ReduceSum", m, [1])                      # [B]
+        pos = g.op("CumSum", m, g.const(np.array(1, i64)))          # [B, T] inclusive count
+        steps = g.op("Range", g.const(np.array(0, i64)), g.squeeze(g.dim(x, 1), [0]),
+                     g.const(np.array(1, i64)))                     # [T]
+        one = g.const(np.array(1, i64))
+        valid_dest = g.op("Sub", pos, one)
+        invalid_dest = g.op("Sub", g.op("Add", g.unsqueeze(length, [1]), steps), pos)
+        dest = g.op("Where", mask, valid_dest, invalid_dest)       # a permutation of 0..T-1
+        shape_x = g.op("Shape", x)
+        idx = g.op("Expand", g.unsqueeze(dest, [2]), shape_x)
+        x = g.op("ScatterElements", g.op("ConstantOfShape", shape_x, value=_zero_tensor()),
+                 idx, x, axis=1)
+        seq_lens = g.cast(length, "int32")
+
+    h0 = c0 = None
+    if init:
+        h0 = g.op("Concat", *[g.unsqueeze(s[0], [0]) for s in init], axis=0)
+        if first.n_states == 2:
+            c0 = g.op("Concat", *[g.unsqueeze(s[1], [0]) for s in init], axis=0)
+
+    X = g.op("Transpose", x, perm=[1, 0, 2])
+    inputs = [X, W, R, B, seq_lens, h0] + ([c0] if first.n_states == 2 else [])
+    while inputs and inputs[-1] is None:
+        inputs.pop()
+    outs = g.op(first.onnx_op, *inputs, n_out=1 + first.n_states, hidden_size=first["units"],
+                direction="bidirectional" if len(cells) == 2 else "forward",
+                activations=acts, activation_alpha=alphas or None, activation_beta=betas or None,
+                **first.onnx_attributes())
+    Y, finals = outs[0], outs[1:]
+
+    results = []
+    for d in range(len(cells)):
+        r = RnnResult()
+        if need_seq:
+            y = g.op("Transpose", g.take(Y, d, axis=1), perm=[1, 0, 2])   # [B, T, H]
+            if mask is not None:
+                src = g.op("Max", g.op("Sub", pos, one), g.const(np.array(0, i64)))
+                gathered = g.op("GatherElements", y, g.op("Expand", g.unsqueeze(src, [2]),
+                                                          g.op("Shape", y)), axis=1)
+                keep = mask if (zero_output or d == 1) else g.op("Greater", pos, g.const(np.array(0, i64)))
+                y = g.op("Where", g.unsqueeze(keep, [2]), gathered, g.const(np.float32(0)))
+            r.seq = y
+        states = [g.take(f, d, axis=0) for f in finals]
+        r.last = states[0]
+        if mask is not None:
+            nonempty = g.unsqueeze(g.op("Greater", length, g.const(np.array(0, i64))), [1])
+            if zero_output and d == 0:
+                # the last processed step must itself be valid, else Keras outputs 0
+                r.last = g.op("Where", g.unsqueeze(g.take(mask, -1, axis=1), [1]), r.last,
+                              g.const(np.float32(0)))
+            elif init:
+                # onnxruntime gives 0 for an empty row, TensorRT the initial state: pin Keras's 0
+                r.last = g.op("Where", nonempty, r.last, g.const(np.float32(0)))
+            if init:
+                states = [g.op("Where", nonempty, s, s0) for s, s0 in zip(states, init[d])]
+        r.states = states
+        results.append(r)
+    return results
+
+
+def _zero_tensor():
+    from onnx import helper, TensorProto  # the value attribute of ConstantOfShape
+    return helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The base of SimpleRNN, LSTM and GRU.
+
+
+class Recurrent(Layer):
+    """A Keras RNN layer over one cell kind. Subclasses give the cell: its gates, states, step
+    math and ONNX parameters."""
+
+    reference_fields = ("initial_state",)
+    required = ("units",)
+    #: ONNX operator (RNN, LSTM, GRU), number of gates, state names.
+    onnx_op: ClassVar[str] = ""
+    gates: ClassVar[int] = 1
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_names)
+
+    # -- cell, per kind -----------------------------------------------------------------------
+    def cell_activations(self) -> list[str]:
+        """Activation names the cell uses, in ONNX order."""
+        raise NotImplementedError
+
+    def onnx_activations(self) -> list[str]:
+        return self.cell_activations()
+
+    def onnx_attributes(self) -> dict:
+        return {}
+
+    def step_fn(self, w: dict[str, np.ndarray]) -> StepFn:
+        raise NotImplementedError
+
+    def onnx_params(self, w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(W [G*H, I], R [G*H, H], B [2*G*H]) for one direction."""
+        raise NotImplementedError
+
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.gates * self["units"],)
+
+    # -- rules --------------------------------------------------------------------------------
+    def check(self):
+        problems = []
+        if self["stateful"] and self.config.get("initial_state"):
+            problems.append(("initial_state", "a stateful layer carries its own state; "
+                                              "initial_state cannot be combined with stateful=true"))
+        return problems
+
+    def native_blocker(self) -> str | None:
+        """Why the native ONNX operator cannot compute this layer, or None."""
+        for name in self.cell_activations():
+            a = act.get(name)
+            if a.rnn is None:
+                return f"activation {name!r}: {a.note}"
+        return None
+
+    def lowering(self) -> str:
+        why = self.native_blocker()
+        if why:
+            return f"not native: {why}"
+        notes = [a.note for a in map(act.get, self.cell_activations()) if a.rnn and a.note]
+        base = f"native ONNX {self.onnx_op}"
+        return base + (f" ({'; '.join(notes)})" if notes else "")
+
+    def sequence_input(self, inputs: list[TensorType]) -> TensorType:
+        x = inputs[0]
+        expect_rank(x, (3,), "a sequence")
+        expect_float(x)
+        if x.shape[1] == 0:
+            raise LayerError("needs at least one time step")
+        n_init = len(self.config.get("initial_state") or [])
+        if n_init and n_init != self.n_states:
+            raise LayerError(f"takes {self.n_states} initial state(s) "
+                             f"({', '.join(self.state_names)}), got {n_init}", "initial_state")
+        return x
+
+    def check_states(self, states: list[TensorType], units: int) -> None:
+        for i, s in enumerate(states):
+            if s.rank != 2 or s.shape[1] != units:
+                raise LayerError(f"initial state {i} must have shape (None, {units}), got {s}",
+                                 "initial_state")
+
+    def output_types(self, inputs):
+        x = self.sequence_input(inputs)
+        units = self["units"]
+        self.check_states(inputs[1:1 + len(self.config.get("initial_state") or [])], units)
+        if self.native_blocker():
+            raise LayerError(f"cannot be lowered: {self.native_blocker()}; "
+                             f"use an activation with a native ONNX RNN equivalent "
+                             f"({', '.join(n for n, a in act.ACTIVATIONS.items() if a.rnn)})", "activation")
+        if self["return_sequences"]:
+            out = TensorType((x.shape[0], x.shape[1], units), "float32", x.masked)
+        else:
+            out = TensorType((x.shape[0], units), "float32", False)
+        states = [TensorType((x.shape[0], units))] * self.n_states
+        return [out] + (states if self["return_state"] else [])
+
+    def output_names(self):
+        return ["output"] + ([f"state_{s}" for s in self.state_names] if self["return_state"] else [])
+
+    def state_shapes(self, inputs):
+        if not self["stateful"]:
+            return []
+        return [(f"state_{s}", (self["units"],)) for s in self.state_names]
+
+    def weight_shapes(self, inputs):
+        i, h, g = inputs[0].shape[-1], self["units"], self.gates
+        shapes = {"kernel": (i, g * h), "recurrent_kernel": (h, g * h)}
+        if self["use_bias"]:
+            shapes["bias"] = self.bias_shape()
+        return shapes
+
+    # -- reference ----------------------------------------------------------------------------
+    def run(self, x: Tensor, init: list[np.ndarray] | None, w, go_backwards: bool,
+            zero_output: bool):
+        batch = x.data.shape[0]
+        states = init or [np.zeros((batch, self["units"]))] * self.n_states
+        return masked_scan(self.step_fn(w), x.data.astype(np.float64), x.mask, list(states),
+                           go_backwards, zero_output)
+
+    def reference(self, inputs, weights):
+        x, init = inputs[0], [s.data for s in inputs[1:]]
+        seq, last, states = self.run(x, init, weights, self["go_backwards"],
+                                     self["zero_output_for_mask"])
+        out = Tensor(seq, x.mask) if self["return_sequences"] else Tensor(last)
+        result = [out] + ([Tensor(s) for s in states] if self["return_state"] else [])
+        return result + ([Tensor(s) for s in states] if self["stateful"] else [])
+
+    # -- lowering -----------------------------------------------------------------------------
+    def lower(self, g, inputs, weights):
+        x, init = inputs[0], [s.name for s in inputs[1:]]
+        xn, mn = x.name, x.mask
+        if self["go_backwards"]:
+            xn = g.flip(xn, 1)
+            mn = g.flip(mn, 1) if mn else None
+        (r,) = emit_rnn(g, [self], [weights], xn, mn, [init] if init else None,
+                        self["zero_output_for_mask"], need_seq=self["return_sequences"])
+        types = self.output_types_
+        out = [Sym(r.seq if self["return_sequences"] else r.last, types[0],
+                   x.mask if self["return_sequences"] else None)]
+        if self["return_state"]:
+            out += [Sym(s, t) for s, t in zip(r.states, types[1:])]
+        if self["stateful"]:
+            out += [Sym(s, TensorType((None, self["units"]))) for s in r.states]
+        return out
+
+
+def split_gates(a: np.ndarray, n: int, axis: int = -1) -> list[np.ndarray]:
+    return np.split(a, n, axis=axis)

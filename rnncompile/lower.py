@@ -1,0 +1,103 @@
+"""The lowering pass: Model -> ONNX bytes. Generic: each layer emits its own nodes through the
+GraphBuilder; this pass wires inputs, carried states and outputs, then checks every layer's
+lowering against its shape and mask rule (a custom layer that breaks its contract is named)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import LayerContractError
+from .layer import Sym
+from .onnx_graph import GraphBuilder, describe, finish
+from .spec import Model
+
+
+@dataclass
+class Lowered:
+    model_bytes: bytes
+    io: dict  # {"inputs": [...], "outputs": [...], "opset": n, "ops": [...]}
+
+
+def input_dims(model: Model) -> dict[str, list]:
+    """ONNX dims of each model input: `batch`, `time` (or `<input>_time` when several inputs have
+    a variable time axis), fixed sizes as given."""
+    var_time = [n for n in model.inputs if len(model.input_type(n).shape) > 1
+                and model.input_type(n).shape[1] is None]
+    dims = {}
+    for n in model.inputs:
+        t = model.input_type(n)
+        d = []
+        for axis, size in enumerate(t.shape):
+            if size is not None:
+                d.append(size)
+            elif axis == 0:
+                d.append("batch")
+            elif axis == 1:
+                d.append("time" if len(var_time) == 1 else f"{n}_time")
+            else:
+                d.append(f"{n}_dim{axis}")
+        dims[n] = d
+    return dims
+
+
+def lower(model: Model) -> Lowered:
+    g = GraphBuilder(model.name)
+    syms: dict[str, list[Sym]] = {}
+    dims = input_dims(model)
+    state_outputs = []
+    for layer in model.layers.values():
+        with g.scope(layer.name):
+            if getattr(layer, "is_model_input", False):
+                t = layer.output_types_[0]
+                ins = [Sym(g.add_input(layer.name, t.dtype, dims[layer.name]), t)]
+            else:
+                ins = [syms[r.layer][r.index] for r in layer.inbound]
+            carried = [s for s in model.states if s.layer == layer.name]
+            for s in carried:
+                from .layer import TensorType
+                ins.append(Sym(g.add_input(s.input_name, "float32", ["batch", *s.shape]),
+                               TensorType((None, *s.shape))))
+            outs = list(layer.lower(g, ins, model.layer_weights(layer)))
+        n = len(layer.output_types_)
+        where = f"layer {layer.name!r} ({layer.class_name})"
+        if len(outs) != n + len(carried):
+            raise LayerContractError(f"lowering returned {len(outs)} value(s); its shape rule declares "
+                                     f"{n} output(s) and {len(carried)} state(s)", where=where)
+        for i, (t, s) in enumerate(zip(layer.output_types_, outs)):
+            if t.masked != (s.mask is not None):
+                raise LayerContractError(f"lowering of output {i} {'dropped' if t.masked else 'added'} "
+                                         f"a mask; its mask rule says {'masked' if t.masked else 'unmasked'}",
+                                         where=where)
+        syms[layer.name] = outs[:n]
+        state_outputs += [(s, o) for s, o in zip(carried, outs[n:])]
+
+    for ref in model.outputs:
+        sym = syms[ref.layer][ref.index]
+        name = model.output_name(ref)
+        g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
+    for s, o in state_outputs:
+        g.add_output(o.name, s.output_name, "float32", ["batch", *s.shape])
+
+    model_bytes, shapes = finish(g.to_model())
+    _check_shapes(model, syms, shapes)
+    return Lowered(model_bytes, describe(model_bytes))
+
+
+def _out_dims(shape, name):
+    return ["batch" if (i == 0 and d is None) else (d if d is not None else f"{name}_dim{i}")
+            for i, d in enumerate(shape)]
+
+
+def _check_shapes(model: Model, syms: dict[str, list[Sym]], shapes: dict[str, list]) -> None:
+    """ONNX shape inference must agree with each layer's shape rule (rank, and static sizes)."""
+    for layer in model.layers.values():
+        for i, sym in enumerate(syms[layer.name]):
+            got = shapes.get(sym.name)
+            if got is None:
+                continue
+            want = sym.type.shape
+            bad = len(got) != len(want) or any(isinstance(g_, int) and g_ > 0 and w is not None and g_ != w
+                                               for g_, w in zip(got, want))
+            if bad:
+                raise LayerContractError(
+                    f"lowering of output {i} has shape {tuple(got)} but its shape rule says {sym.type}",
+                    where=f"layer {layer.name!r} ({layer.class_name})")

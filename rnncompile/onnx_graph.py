@@ -1,0 +1,169 @@
+"""The only module that touches ONNX protobuf. Lowerings talk to `GraphBuilder`; the rest of the
+package gets bytes, names and plain Python values back."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+PRODUCER = "rnncompile"
+
+_DTYPES = {
+    "float32": TensorProto.FLOAT,
+    "float16": TensorProto.FLOAT16,
+    "float64": TensorProto.DOUBLE,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "bool": TensorProto.BOOL,
+}
+_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+
+#: Reductions whose `axes` is an attribute (not an input) at OPSET 17.
+_AXES_ATTR_REDUCE = {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd"}
+
+
+def onnx_dtype(name: str) -> int:
+    return _DTYPES[name]
+
+
+class GraphBuilder:
+    """Builds one ONNX graph. Names are deterministic: `<scope>/<Op>_<n>`, so the same spec always
+    gives a byte-identical model."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self._scope: list[str] = []
+        self._counts: dict[str, int] = {}
+        self._const_cache: dict[tuple, str] = {}
+
+    # -- naming -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def scope(self, prefix: str) -> Iterator[None]:
+        self._scope.append(prefix)
+        try:
+            yield
+        finally:
+            self._scope.pop()
+
+    def fresh(self, hint: str) -> str:
+        base = "/".join(self._scope + [hint])
+        n = self._counts.get(base, 0)
+        self._counts[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    # -- graph edges --------------------------------------------------------------------------
+    def add_input(self, name: str, dtype: str, shape: Sequence[int | str | None]) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, _DTYPES[dtype], list(shape)))
+        return name
+
+    def add_output(self, value: str, name: str, dtype: str, shape: Sequence[int | str | None]) -> str:
+        if value != name:
+            self.nodes.append(helper.make_node("Identity", [value], [name], name=f"{name}/Identity"))
+        self.outputs.append(helper.make_tensor_value_info(name, _DTYPES[dtype], list(shape)))
+        return name
+
+    # -- nodes --------------------------------------------------------------------------------
+    def op(self, op_type: str, *inputs: str | None, n_out: int = 1, **attrs) -> str | list[str]:
+        """Append a node; returns its output name (or names when n_out > 1). `None` inputs become
+        ONNX's empty optional input."""
+        node_name = self.fresh(op_type)
+        outs = [node_name if n_out == 1 else f"{node_name}:{i}" for i in range(n_out)]
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(helper.make_node(op_type, ["" if i is None else i for i in inputs], outs,
+                                           name=node_name, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def const(self, value, dtype: str | None = None, name: str | None = None) -> str:
+        """An initializer. Small constants with equal content are shared."""
+        arr = np.asarray(value)
+        if dtype is not None:
+            arr = arr.astype(dtype)
+        elif arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        key = None
+        if arr.size <= 16 and name is None:
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key in self._const_cache:
+                return self._const_cache[key]
+        full = self.fresh(name or "const")
+        self.initializers.append(numpy_helper.from_array(np.array(arr, order="C", copy=True), full))
+        if key is not None:
+            self._const_cache[key] = full
+        return full
+
+    # -- common idioms ------------------------------------------------------------------------
+    def reduce(self, op_type: str, x: str, axes: Sequence[int], keepdims: int = 0) -> str:
+        if op_type in _AXES_ATTR_REDUCE:
+            return self.op(op_type, x, axes=list(axes), keepdims=keepdims)
+        return self.op(op_type, x, self.const(np.array(axes, np.int64)), keepdims=keepdims)
+
+    def unsqueeze(self, x: str, axes: Sequence[int]) -> str:
+        return self.op("Unsqueeze", x, self.const(np.array(axes, np.int64)))
+
+    def squeeze(self, x: str, axes: Sequence[int]) -> str:
+        return self.op("Squeeze", x, self.const(np.array(axes, np.int64)))
+
+    def dim(self, x: str, axis: int) -> str:
+        """A 1-element int64 tensor holding x.shape[axis]."""
+        return self.op("Shape", x, start=axis, end=axis + 1)
+
+    def flip(self, x: str, axis: int) -> str:
+        """Reverse x along `axis` (go_backwards)."""
+        i64 = np.int64
+        return self.op("Slice", x, self.const(np.array([-1], i64)),
+                       self.const(np.array([np.iinfo(i64).min], i64)),
+                       self.const(np.array([axis], i64)), self.const(np.array([-1], i64)))
+
+    def take(self, x: str, index: int, axis: int) -> str:
+        """x[..., index, ...] with the axis removed."""
+        return self.op("Gather", x, self.const(np.array(index, np.int64)), axis=axis)
+
+    def cast(self, x: str, dtype: str) -> str:
+        return self.op("Cast", x, to=_DTYPES[dtype])
+
+    # -- result -------------------------------------------------------------------------------
+    def to_model(self) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
+        model = helper.make_model(graph, producer_name=PRODUCER,
+                                  opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8  # the newest every onnxruntime >= 1.14 reads
+        return model
+
+
+def finish(model: onnx.ModelProto) -> tuple[bytes, dict[str, list]]:
+    """Check the model, run shape inference, and return (serialized bytes, inferred shapes of every
+    named value as lists with None/str for dynamic dims)."""
+    onnx.checker.check_model(model, full_check=False)
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    shapes: dict[str, list] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        t = vi.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                           for d in t.shape.dim]
+    return model.SerializeToString(deterministic=True), shapes
+
+
+def describe(model_bytes: bytes) -> dict:
+    """Inputs, outputs and opset of a serialized model, as plain values (for run/verify)."""
+    model = onnx.load_from_string(model_bytes)
+
+    def vi(v):
+        t = v.type.tensor_type
+        return {"name": v.name, "dtype": _DTYPE_NAMES.get(t.elem_type, str(t.elem_type)),
+                "shape": [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                          for d in t.shape.dim]}
+
+    return {"inputs": [vi(v) for v in model.graph.input],
+            "outputs": [vi(v) for v in model.graph.output],
+            "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+            "ops": sorted({n.op_type for n in model.graph.node})}

@@ -1,0 +1,387 @@
+"""Loading a spec: JSON -> validated, shape- and mask-inferred `Model`, with its weights.
+
+Every problem is collected (not just the first) and raised together as one SpecError whose
+entries each carry a JSON path such as `$.layers[3].units`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import layers as _builtin_layers  # noqa: F401  (registers the built-in kinds)
+from .errors import ModelFileError, Problem, SpecError
+from .layer import REGISTRY, Layer, LayerError, Ref, TensorType
+from .npz import read_npz
+from .schema import layer_schema, spec_schema, validate
+
+#: Refuse models whose weights alone would take more than this (before allocating anything).
+MAX_PARAMETERS = 1 << 28  # 268M parameters, 1 GiB of float32
+
+
+@dataclass
+class StateSpec:
+    """A carried state of a stateful layer: a model input and a model output."""
+
+    layer: str
+    suffix: str
+    shape: tuple[int, ...]  # without batch
+
+    @property
+    def input_name(self) -> str:
+        return f"{self.layer}_{self.suffix}"
+
+    @property
+    def output_name(self) -> str:
+        return f"{self.layer}_{self.suffix}_out"
+
+
+@dataclass
+class Model:
+    """A validated, typed model: layers in an order where inputs come first, model inputs and
+    outputs, the carried states of stateful layers, and the weights."""
+
+    name: str
+    layers: dict[str, Layer]
+    inputs: list[str]
+    outputs: list[Ref]
+    weights: dict[str, np.ndarray]
+    spec: dict
+    source: str = "<dict>"
+    states: list[StateSpec] = field(default_factory=list)
+
+    def layer_weights(self, layer: Layer) -> dict[str, np.ndarray]:
+        prefix = layer.name + "/"
+        return {k[len(prefix):]: v for k, v in self.weights.items() if k.startswith(prefix)}
+
+    def output_type(self, ref: Ref) -> TensorType:
+        return self.layers[ref.layer].output_types_[ref.index]
+
+    def output_name(self, ref: Ref) -> str:
+        layer = self.layers[ref.layer]
+        suffix = layer.output_names()[ref.index]
+        return layer.name if suffix == "output" else f"{layer.name}_{suffix}"
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.output_name(r) for r in self.outputs]
+
+    def input_type(self, name: str) -> TensorType:
+        return self.layers[name].output_types_[0]
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical spec and the weights: the identity of a build."""
+        h = hashlib.sha256(json.dumps(self.spec, sort_keys=True, separators=(",", ":")).encode())
+        for k in sorted(self.weights):
+            w = np.ascontiguousarray(self.weights[k])
+            h.update(f"{k}|{w.dtype.str}|{w.shape}".encode())
+            h.update(w.tobytes())
+        return h.hexdigest()
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(w.size for w in self.weights.values()))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _snake(class_name: str) -> str:
+    """Keras's default layer names: LSTM -> lstm, SimpleRNN -> simple_rnn."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
+
+
+def _with_defaults(cls: type[Layer], config: dict) -> dict:
+    out = {k: copy.deepcopy(v["default"]) for k, v in cls.attributes.items() if "default" in v}
+    out.update({k: v for k, v in config.items() if k not in ("class_name", "name", "inputs")})
+    return out
+
+
+def make_inner_layer(config: Any, name: str, path: str, base: type) -> Layer:
+    """Validate and build a layer that lives inside another (Bidirectional's `layer`)."""
+    if not isinstance(config, dict):
+        raise SpecError([Problem(path, f"expected a layer object, found {type(config).__name__}")])
+    cls = REGISTRY.get(config.get("class_name"))
+    if cls is None or not issubclass(cls, base):
+        ok = sorted(k for k, c in REGISTRY.items() if issubclass(c, base))
+        raise SpecError([Problem(f"{path}.class_name",
+                                 f"expected one of {ok}, found {config.get('class_name')!r}")])
+    schema = layer_schema(cls)
+    schema["properties"] = {k: v for k, v in schema["properties"].items()
+                            if k not in ("inputs", "initial_state")}
+    problems = validate(config, schema, path, cls.class_name)
+    if problems:
+        raise SpecError(problems)
+    return cls(name, _with_defaults(cls, config), path)
+
+
+def _parse_ref(text: str) -> Ref:
+    name, _, idx = text.partition(":")
+    return Ref(name, int(idx) if idx else 0)
+
+
+def read_json(path: str | Path, what: str = "spec") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError([Problem(str(path), f"{what} file not found")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError([Problem(str(path), f"cannot read {what}: {e}")]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError([Problem(f"{path}:{e.lineno}:{e.colno}", f"invalid JSON: {e.msg}")]) from None
+
+
+def load_spec(source: str | Path | dict, weights: dict[str, np.ndarray] | None = None,
+              base_dir: str | Path | None = None) -> Model:
+    """Load, validate and type a spec (a path to a JSON file, or the parsed dict). `weights`
+    overrides the spec's weights file. Raises SpecError listing every problem."""
+    if isinstance(source, (str, Path)):
+        src_name = str(source)
+        base_dir = Path(source).parent if base_dir is None else Path(base_dir)
+        spec = read_json(source)
+    else:
+        src_name = "<dict>"
+        spec = copy.deepcopy(source)
+        base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+    if not isinstance(spec, dict):
+        raise SpecError([Problem("$", f"expected a JSON object, found {type(spec).__name__}")])
+
+    top = spec_schema()
+    top_shallow = dict(top, properties=dict(top["properties"]))
+    top_shallow["properties"]["layers"] = {"type": "array", "minItems": 1, "maxItems": 10000,
+                                           "items": {"type": "object"}}
+    top_shallow.pop("$defs")
+    problems = validate(spec, top_shallow, "$", "the spec")
+    if problems:
+        raise SpecError(problems)
+
+    builder = _Builder(spec, base_dir, src_name)
+    model = builder.build(weights)
+    return model
+
+
+class _Builder:
+    def __init__(self, spec: dict, base_dir: Path, source: str):
+        self.spec = spec
+        self.base_dir = base_dir
+        self.source = source
+        self.problems: list[Problem] = []
+        self.layers: dict[str, Layer] = {}
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def check(self) -> None:
+        if self.problems:
+            raise SpecError(self.problems)
+
+    def build(self, weights: dict | None) -> Model:
+        self._make_layers()
+        self.check()
+        self._infer()
+        outputs = self._outputs()
+        self.check()
+        inputs = [n for n, l in self.layers.items() if getattr(l, "is_model_input", False)]
+        if not inputs:
+            self.fail("$.layers", "a model needs at least one Input layer")
+        states = [StateSpec(l.name, suffix, shape) for l in self.layers.values()
+                  for suffix, shape in l.state_shapes(l.input_types)]
+        self._check_names(inputs, outputs, states)
+        self.check()
+        name = self.spec.get("name", "model")
+        model = Model(name, self.layers, inputs, outputs, {}, self.spec, self.source, states)
+        model.weights = self._weights(weights)
+        self.check()
+        return model
+
+    # -- layers and references ----------------------------------------------------------------
+    def _make_layers(self) -> None:
+        counts: dict[str, int] = {}
+        prev: str | None = None
+        for i, cfg in enumerate(self.spec["layers"]):
+            path = f"$.layers[{i}]"
+            cls = REGISTRY.get(cfg.get("class_name"))
+            if cls is None:
+                self.fail(f"{path}.class_name", f"unknown layer kind {cfg.get('class_name')!r}; "
+                                                f"expected one of: {', '.join(sorted(REGISTRY))}")
+                prev = cfg.get("name") if isinstance(cfg.get("name"), str) else None
+                continue
+            errs = validate(cfg, layer_schema(cls), path, cls.class_name)
+            if errs:
+                self.problems += errs
+                prev = cfg.get("name") if isinstance(cfg.get("name"), str) else None
+                continue
+            name = cfg.get("name")
+            if name is None:
+                base = _snake(cls.class_name)
+                n = counts.get(base, 0)
+                name = base if n == 0 else f"{base}_{n}"
+                while name in self.layers:
+                    n += 1
+                    name = f"{base}_{n}"
+                counts[base] = n + 1
+            if name in self.layers:
+                self.fail(f"{path}.name", f"duplicate layer name {name!r}")
+                continue
+            try:
+                layer = cls(name, _with_defaults(cls, cfg), path)
+            except SpecError as e:
+                self.problems += e.problems
+                continue
+            for fld, msg in layer.check():
+                self.fail(f"{path}.{fld}" if fld else path, msg)
+            # references
+            refs = cfg.get("inputs")
+            if getattr(layer, "is_model_input", False):
+                if refs is not None:
+                    self.fail(f"{path}.inputs", "an Input layer takes no inputs")
+                layer.inbound = []
+            else:
+                if refs is None:
+                    if prev is None:
+                        self.fail(path, "the first layer must be an Input (or name its `inputs`)")
+                        refs = []
+                    else:
+                        refs = [prev]
+                elif isinstance(refs, str):
+                    refs = [refs]
+                layer.inbound = [self._resolve(r, f"{path}.inputs") for r in refs]
+                for fld in cls.reference_fields:
+                    for j, r in enumerate(cfg.get(fld) or []):
+                        layer.inbound.append(self._resolve(r, f"{path}.{fld}[{j}]"))
+            self.layers[name] = layer
+            prev = name
+
+    def _resolve(self, text: str, where: str) -> Ref:
+        ref = _parse_ref(text)
+        if ref.layer not in self.layers:
+            self.fail(where, f"unknown layer {ref.layer!r} (a layer can only use layers defined before it)")
+        return ref
+
+    # -- inference: the generic shape and mask pass ---------------------------------------------
+    def _infer(self) -> None:
+        broken: set[str] = set()
+        for layer in self.layers.values():
+            types = []
+            ok = True
+            for ref in layer.inbound:
+                src = self.layers.get(ref.layer)
+                if src is None or ref.layer in broken:
+                    ok = False
+                    continue
+                if ref.index >= len(src.output_types_):
+                    self.fail(layer.path, f"{ref} does not exist: {src.name!r} has "
+                                          f"{len(src.output_types_)} output(s) "
+                                          f"({', '.join(src.output_names())})")
+                    ok = False
+                    continue
+                types.append(src.output_types_[ref.index])
+            if not ok:
+                broken.add(layer.name)
+                continue
+            layer.input_types = types
+            try:
+                layer.output_types_ = list(layer.output_types(types))
+                if len(layer.output_types_) != len(layer.output_names()):
+                    raise LayerError(f"layer kind {layer.class_name} declares "
+                                     f"{len(layer.output_names())} output names for "
+                                     f"{len(layer.output_types_)} outputs")
+            except LayerError as e:
+                where = f"{layer.path}.{e.field}" if e.field else layer.path
+                self.fail(where, f"{layer.class_name} {layer.name!r} {e.message}")
+                broken.add(layer.name)
+            except (IndexError, ValueError, TypeError) as e:
+                self.fail(layer.path, f"{layer.class_name} {layer.name!r} got inputs it cannot take "
+                                      f"({', '.join(map(str, types))}): {e}")
+                broken.add(layer.name)
+
+    def _outputs(self) -> list[Ref]:
+        if self.problems:
+            return []
+        texts = self.spec.get("outputs")
+        if texts is None:
+            last = list(self.layers.values())[-1]
+            return [Ref(last.name, i) for i in range(len(last.output_types_))]
+        refs = []
+        for i, t in enumerate(texts):
+            ref = self._resolve(t, f"$.outputs[{i}]")
+            layer = self.layers.get(ref.layer)
+            if layer is not None and ref.index >= len(layer.output_types_):
+                self.fail(f"$.outputs[{i}]", f"{t} does not exist: {layer.name!r} has "
+                                             f"{len(layer.output_types_)} output(s)")
+            refs.append(ref)
+        return refs
+
+    def _check_names(self, inputs, outputs, states) -> None:
+        seen: dict[str, str] = {}
+        model = Model("", self.layers, inputs, outputs, {}, {}, states=states)
+        names = [(n, "input") for n in inputs] + [(s.input_name, "state input") for s in states]
+        names += [(model.output_name(r), "output") for r in outputs]
+        names += [(s.output_name, "state output") for s in states]
+        for n, what in names:
+            if n in seen and not (what == "output" and seen[n] == "output"):
+                self.fail("$.outputs" if "output" in what else "$.layers",
+                          f"model {what} name {n!r} collides with a model {seen[n]}")
+            seen[n] = what
+        outs = [model.output_name(r) for r in outputs]
+        for n in set(outs):
+            if outs.count(n) > 1:
+                self.fail("$.outputs", f"output {n!r} is listed more than once")
+
+    # -- weights ------------------------------------------------------------------------------
+    def _weights(self, given: dict | None) -> dict[str, np.ndarray]:
+        expected: dict[str, tuple[int, ...]] = {}
+        for layer in self.layers.values():
+            for k, shape in layer.weight_shapes(layer.input_types).items():
+                expected[f"{layer.name}/{k}"] = tuple(int(d) for d in shape)
+        total = sum(int(np.prod(s, dtype=np.int64)) for s in expected.values())
+        if total > MAX_PARAMETERS:
+            self.fail("$.layers", f"the model has {total} parameters; the limit is {MAX_PARAMETERS}")
+            return {}
+        where = "weights"
+        if given is None and "weights" in self.spec:
+            path = self.base_dir / self.spec["weights"]
+            where = str(path)
+            try:
+                given = read_npz(path)
+            except ModelFileError as e:
+                self.problems += [Problem(f"$.weights ({p.where})", p.message) for p in e.problems]
+                return {}
+        if given is None:
+            rng = np.random.default_rng(int(self.spec.get("seed", 0)))
+            out = {}
+            for layer in self.layers.values():
+                for k, shape in layer.weight_shapes(layer.input_types).items():
+                    out[f"{layer.name}/{k}"] = layer.init_weight(k, tuple(shape), rng)
+            return out
+        out = {}
+        for key, shape in expected.items():
+            if key not in given:
+                self.fail(f"{where}[{key}]", f"missing weight, expected shape {shape}")
+                continue
+            arr = np.asarray(given[key])
+            if arr.dtype.kind != "f":
+                self.fail(f"{where}[{key}]", f"expected float weights, found {arr.dtype}")
+                continue
+            if tuple(arr.shape) != shape:
+                self.fail(f"{where}[{key}]", f"expected shape {shape}, found {tuple(arr.shape)}")
+                continue
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+                self.fail(f"{where}[{key}]", f"{bad} value(s) are NaN or infinite")
+                continue
+            out[key] = arr.astype(np.float32)
+        for key in sorted(set(given) - set(expected)):
+            self.fail(f"{where}[{key}]", "unexpected weight: no layer has it "
+                                         f"(expected keys: {', '.join(sorted(expected)) or 'none'})")
+        return out
