@@ -1,0 +1,287 @@
+"""Verification: run a built artifact and the reference on the same seeded inputs (varied batch
+sizes, lengths and padding patterns) and compare every output with explicit tolerances.
+
+The tolerance table is the one place tolerances live. An element passes when
+|actual - reference| <= atol + rtol * |reference|; a NaN anywhere fails."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import RnnCompileError
+from .runtime import ReferenceRunner, Runner, Session
+from .spec import Model
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+
+#: Per artifact precision. fp32 artifacts must be within 1e-5 of the float64 reference.
+TOLERANCES: dict[str, Tolerance] = {
+    "float32": Tolerance(atol=1e-5, rtol=1e-5),
+    "float16": Tolerance(atol=2e-2, rtol=2e-2),
+    "bfloat16": Tolerance(atol=1e-1, rtol=5e-2),
+}
+
+PATTERNS = ("none", "right", "left", "gaps", "empty", "mixed")
+
+
+@dataclass
+class OutputResult:
+    name: str
+    shape: list
+    max_abs_error: float
+    max_rel_error: float
+    atol: float
+    rtol: float
+    passed: bool
+    problem: str = ""
+
+
+@dataclass
+class CaseResult:
+    name: str
+    batch: int
+    lengths: dict
+    pattern: str
+    chunk: int
+    outputs: list[OutputResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+
+@dataclass
+class Report:
+    runner: str
+    reference: str
+    precision: str
+    tolerance: Tolerance
+    cases: list[CaseResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    def worst(self) -> dict[str, OutputResult]:
+        worst: dict[str, OutputResult] = {}
+        for c in self.cases:
+            for o in c.outputs:
+                w = worst.get(o.name)
+                if w is None or (not o.passed and w.passed) or o.max_abs_error > w.max_abs_error:
+                    worst[o.name] = o
+        return worst
+
+    def to_dict(self) -> dict:
+        return {
+            "verified": self.passed,
+            "runner": self.runner,
+            "reference": self.reference,
+            "precision": self.precision,
+            "tolerance": asdict(self.tolerance),
+            "rule": "|actual - reference| <= atol + rtol * |reference| elementwise; NaN fails",
+            "summary": {name: {"max_abs_error": o.max_abs_error, "max_rel_error": o.max_rel_error,
+                               "passed": all(oo.passed for c in self.cases for oo in c.outputs
+                                             if oo.name == name)}
+                        for name, o in self.worst().items()},
+            "cases": [dict(name=c.name, batch=c.batch, lengths=c.lengths, pattern=c.pattern,
+                           chunk=c.chunk, passed=c.passed,
+                           outputs=[asdict(o) for o in c.outputs]) for c in self.cases],
+            "notes": self.notes,
+        }
+
+
+def compare(name: str, reference: np.ndarray, actual: np.ndarray, tol: Tolerance) -> OutputResult:
+    ref = np.asarray(reference, np.float64)
+    got = np.asarray(actual, np.float64)
+    if ref.shape != got.shape:
+        return OutputResult(name, list(got.shape), float("inf"), float("inf"), tol.atol, tol.rtol, False,
+                            f"shape {got.shape}, reference {ref.shape}")
+    nan = int(np.isnan(got).sum() + np.isnan(ref).sum())
+    err = np.abs(got - ref)
+    max_abs = float(np.nanmax(err)) if err.size else 0.0
+    big = np.abs(ref) > tol.atol
+    max_rel = float(np.nanmax(err[big] / np.abs(ref[big]))) if big.any() else 0.0
+    ok = bool(np.all(err <= tol.atol + tol.rtol * np.abs(ref))) and nan == 0
+    return OutputResult(name, list(got.shape), max_abs, max_rel, tol.atol, tol.rtol, ok,
+                        f"{nan} NaN value(s)" if nan else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded inputs.
+
+
+@dataclass
+class InputInfo:
+    """What the verifier needs to know about a model input (derived generically from the layers
+    that consume it)."""
+
+    name: str
+    dtype: str
+    shape: tuple  # without batch
+    token_range: int | None
+    pad_value: float | None
+
+
+def input_infos(model: Model) -> list[InputInfo]:
+    infos = []
+    for name in model.inputs:
+        t = model.input_type(name)
+        consumers = [l for l in model.layers.values() if any(r.layer == name for r in l.inbound)]
+        ranges = [r for r in (c.token_range() for c in consumers) if r is not None]
+        pads = [p for p in (c.pad_value() for c in consumers) if p is not None]
+        infos.append(InputInfo(name, t.dtype, tuple(t.shape[1:]), min(ranges) if ranges else None,
+                               pads[0] if pads else None))
+    return infos
+
+
+def _valid_steps(pattern: str, batch: int, steps: int, rng: np.random.Generator, row_offset: int = 0) -> np.ndarray:
+    """A [batch, steps] boolean mask of valid steps for one padding pattern."""
+    valid = np.ones((batch, steps), bool)
+    for b in range(batch):
+        p = pattern if pattern != "mixed" else ("none", "right", "left", "gaps", "empty")[(b + row_offset) % 5]
+        if steps == 1:
+            if p == "empty":
+                valid[b] = False
+            continue
+        n = int(rng.integers(1, steps))  # number of padded steps, at least one valid left
+        if p == "right":
+            valid[b, steps - n:] = False
+        elif p == "left":
+            valid[b, :n] = False
+        elif p == "gaps":
+            if steps >= 3:  # interior steps only, so the gap is neither left nor right padding
+                idx = rng.choice(np.arange(1, steps - 1), size=min(n, steps - 2), replace=False)
+                valid[b, idx] = False
+        elif p == "empty":
+            valid[b] = False
+    return valid
+
+
+def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pattern: str,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
+    feeds = {}
+    for info in infos:
+        shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else 3)
+                      for i, d in enumerate(info.shape))
+        full = (batch, *shape)
+        if info.dtype.startswith("int"):
+            hi = info.token_range or 10
+            lo = 1 if (info.pad_value == 0 and hi > 1) else 0
+            x = rng.integers(lo, hi, size=full).astype(info.dtype)
+        else:
+            x = rng.standard_normal(full).astype(np.float32)
+            if info.pad_value is not None:
+                x[x == info.pad_value] += 0.5
+        if info.pad_value is not None and len(full) >= 2 and pattern != "none":
+            valid = _valid_steps(pattern, batch, full[1], rng)
+            x[~valid] = info.pad_value
+        feeds[info.name] = x
+    return feeds
+
+
+@dataclass
+class Case:
+    name: str
+    batch: int
+    lengths: dict
+    pattern: str
+    chunks: list[dict]  # one feed dict per call (several for stateful models)
+
+
+def make_cases(model: Model, seed: int = 0) -> tuple[list[Case], list[str]]:
+    """Seeded cases: batch sizes 1 and 4 (or the fixed batch), a long and a one-step sequence,
+    every padding pattern when the model masks. Returns (cases, notes)."""
+    rng = np.random.default_rng(seed)
+    infos = input_infos(model)
+    notes = []
+    masked = any(i.pad_value is not None and len(i.shape) >= 1 for i in infos)
+    fixed_batch = next((model.input_type(n).shape[0] for n in model.inputs
+                        if model.input_type(n).shape[0] is not None), None)
+    patterns = ["none"]
+    if masked:
+        patterns = ["none", "right", "left", "gaps", "mixed"]
+        blockers = [l for l in model.layers.values() if not l.defined_for_empty_rows]
+        if blockers:
+            notes.append("fully masked rows are not generated: " + ", ".join(
+                f"{l.class_name} {l.name!r}" for l in blockers) + " is undefined there in Keras (0/0)")
+            patterns = [p for p in patterns if p != "mixed"]
+        else:
+            patterns.append("empty")
+    chunks = 3 if model.states else 1
+    cases = []
+
+    def lengths_for(t: int) -> dict[str, int]:
+        out = {}
+        for k, info in enumerate(infos):
+            fixed = info.shape[0] if info.shape else None
+            out[info.name] = fixed if fixed is not None else max(1, t + 2 * k)
+        return out
+
+    plan = [(fixed_batch or 1, 9, "none"), (fixed_batch or 4, 1, patterns[-1])]
+    plan += [(fixed_batch or 3, 7, p) for p in patterns]
+    for batch, t, pattern in plan:
+        lengths = lengths_for(t)
+        feeds = [make_inputs(infos, batch, lengths, pattern, rng) for _ in range(chunks)]
+        name = f"batch{batch}_" + "_".join(f"{k}{v}" for k, v in lengths.items()) + f"_{pattern}"
+        cases.append(Case(name, batch, lengths, pattern, feeds))
+    if model.states:
+        notes.append(f"stateful: each case feeds {chunks} consecutive chunks and compares outputs "
+                     "and carried states after every chunk")
+    return cases, notes
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def verify(model: Model, runner: Runner, io: dict, precision: str = "float32", seed: int = 0,
+           cases: list[Case] | None = None) -> Report:
+    """Compare `runner` with the reference on seeded cases (or the given ones)."""
+    tol = TOLERANCES[precision]
+    notes: list[str] = []
+    if cases is None:
+        cases, notes = make_cases(model, seed)
+    report = Report(runner.name, ReferenceRunner.name, precision, tol, notes=notes)
+    for case in cases:
+        ref = Session(ReferenceRunner(model), io)
+        act = Session(runner, io)
+        for k, feeds in enumerate(case.chunks):
+            try:
+                want = ref.run(dict(feeds))
+                got = act.run(dict(feeds))
+            except RnnCompileError as e:
+                report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k,
+                                               [OutputResult("*", [], float("inf"), float("inf"),
+                                                             tol.atol, tol.rtol, False, str(e))]))
+                continue
+            results = [compare(name, want[name], got.get(name, np.array([])), tol) for name in want]
+            for s in io.get("states", []):
+                results.append(compare(s["output"], ref.states[s["input"]], act.states[s["input"]], tol))
+            report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k, results))
+    return report
+
+
+def render(report: Report) -> str:
+    """A readable table of the worst error per output."""
+    lines = [f"{report.runner} vs {report.reference}, {report.precision}: "
+             f"atol={report.tolerance.atol:g} rtol={report.tolerance.rtol:g}, {len(report.cases)} case(s)"]
+    width = max([len(n) for n in report.worst()] + [6])
+    lines.append(f"  {'output':<{width}}  {'max abs err':>12}  {'max rel err':>12}  result")
+    for name, o in report.worst().items():
+        ok = all(oo.passed for c in report.cases for oo in c.outputs if oo.name == name)
+        lines.append(f"  {name:<{width}}  {o.max_abs_error:12.3e}  {o.max_rel_error:12.3e}  "
+                     f"{'pass' if ok else 'FAIL'}{'  ' + o.problem if o.problem else ''}")
+    for c in report.cases:
+        for o in c.outputs:
+            if not o.passed:
+                lines.append(f"  failed: case {c.name} chunk {c.chunk} output {o.name}: "
+                             f"max abs err {o.max_abs_error:.3e}{' ' + o.problem if o.problem else ''}")
+    for n in report.notes:
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
