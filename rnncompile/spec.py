@@ -77,8 +77,10 @@ class Model:
 
     @property
     def digest(self) -> str:
-        """sha256 of the canonical spec and the weights: the identity of a build."""
-        h = hashlib.sha256(json.dumps(self.spec, sort_keys=True, separators=(",", ":")).encode())
+        """sha256 of the canonical spec (less where its weights came from) and the weights
+        themselves: the identity of a build."""
+        spec = {k: v for k, v in self.spec.items() if k not in ("weights", "seed")}
+        h = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode())
         for k in sorted(self.weights):
             w = np.ascontiguousarray(self.weights[k])
             h.update(f"{k}|{w.dtype.str}|{w.shape}".encode())
