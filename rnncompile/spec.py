@@ -35,7 +35,7 @@ class StateSpec:
 
     @property
     def input_name(self) -> str:
-        return f"{self.layer}_{self.suffix}"
+        return f"{self.layer}_{self.suffix}_in"
 
     @property
     def output_name(self) -> str:
@@ -117,7 +117,7 @@ def make_inner_layer(config: Any, name: str, path: str, base: type) -> Layer:
                                  f"expected one of {ok}, found {config.get('class_name')!r}")])
     schema = layer_schema(cls)
     schema["properties"] = {k: v for k, v in schema["properties"].items()
-                            if k not in ("inputs", "initial_state")}
+                            if k not in ("inputs", "initial_state", "ignore_mask")}
     problems = validate(config, schema, path, cls.class_name)
     if problems:
         raise SpecError(problems)

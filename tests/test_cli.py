@@ -51,7 +51,7 @@ def test_every_example_builds_verifies_and_runs(example, tmp_path):
     assert man["compile_seconds"] < 1.0
     assert hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest() == man["model_sha256"]
     spec = json.loads(example.read_text())
-    assert [i["name"] for i in man["inputs"] if not i["name"].endswith(("_state_h", "_state_c"))] == \
+    assert [i["name"] for i in man["inputs"] if i["name"] not in {s["input"] for s in man["states"]}] == \
         [l["name"] for l in spec["layers"] if l["class_name"] == "Input"]
     for l in man["layers"]:
         if l["class_name"] in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layer import LayerError, Sym, Tensor, TensorType, register, Layer
-from .recurrent import REF_LIST, Recurrent, emit_rnn
+from .recurrent import RECURRENT_ATTRIBUTES, REF_LIST, Recurrent, emit_rnn, without_mask
 
 MERGE_MODES = ["concat", "sum", "ave", "mul", None]
 
@@ -40,6 +40,7 @@ class Bidirectional(Layer):
                   "description": "the wrapped SimpleRNN, LSTM or GRU layer config"},
         "merge_mode": {"enum": MERGE_MODES, "default": "concat"},
         "initial_state": REF_LIST,
+        "ignore_mask": RECURRENT_ATTRIBUTES["ignore_mask"],
     }
     required = ("layer",)
     reference_fields = ("initial_state",)
@@ -71,7 +72,8 @@ class Bidirectional(Layer):
         if n_init and n_init != 2 * inner.n_states:
             raise LayerError(f"takes {2 * inner.n_states} initial states (forward "
                              f"{', '.join(inner.state_names)}, then backward), got {n_init}", "initial_state")
-        x = inner.sequence_input(inputs[:1])
+        x = inputs[0].with_mask(inputs[0].masked and not self["ignore_mask"])
+        x = inner.sequence_input([x])
         units = inner["units"]
         inner.check_states(inputs[1:], units)
         if inner.native_blocker():
@@ -125,7 +127,7 @@ class Bidirectional(Layer):
         return out
 
     def reference(self, inputs, weights):
-        x, init = inputs[0], [s.data for s in inputs[1:]]
+        x, init = without_mask(self, inputs[0]), [s.data for s in inputs[1:]]
         wf, wb = self._split(weights)
         n = self.inner.n_states
         zero = self.inner["return_sequences"]
@@ -143,7 +145,7 @@ class Bidirectional(Layer):
         return self._assemble(y_f, y_b, st_f + st_b, x.mask, wrap)
 
     def lower(self, g, inputs, weights):
-        x, init = inputs[0], [s.name for s in inputs[1:]]
+        x, init = without_mask(self, inputs[0]), [s.name for s in inputs[1:]]
         n = self.inner.n_states
         rs = self.inner["return_sequences"]
         wf, wb = self._split(weights)

@@ -15,6 +15,7 @@ with the Keras rule for masked positions applied by a Where.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -41,6 +42,9 @@ RECURRENT_ATTRIBUTES: dict[str, dict] = {
     "recurrent_dropout": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
                           "description": "no-op at inference"},
     "initial_state": REF_LIST,
+    "ignore_mask": dict(ATTR_BOOL, default=False, description=(
+        "run unmasked even when the input carries a mask, as Keras 3 does for a layer called "
+        "with initial_state in a functional model without an explicit mask= argument")),
 }
 
 StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
@@ -234,7 +238,7 @@ class Recurrent(Layer):
         return base + (f" ({'; '.join(notes)})" if notes else "")
 
     def sequence_input(self, inputs: list[TensorType]) -> TensorType:
-        x = inputs[0]
+        x = inputs[0].with_mask(inputs[0].masked and not self.config.get("ignore_mask"))
         expect_rank(x, (3,), "a sequence")
         expect_float(x)
         if x.shape[1] == 0:
@@ -290,7 +294,7 @@ class Recurrent(Layer):
                            go_backwards, zero_output)
 
     def reference(self, inputs, weights):
-        x, init = inputs[0], [s.data for s in inputs[1:]]
+        x, init = without_mask(self, inputs[0]), [s.data for s in inputs[1:]]
         seq, last, states = self.run(x, init, weights, self["go_backwards"],
                                      self["zero_output_for_mask"])
         out = Tensor(seq, x.mask) if self["return_sequences"] else Tensor(last)
@@ -299,7 +303,7 @@ class Recurrent(Layer):
 
     # -- lowering -----------------------------------------------------------------------------
     def lower(self, g, inputs, weights):
-        x, init = inputs[0], [s.name for s in inputs[1:]]
+        x, init = without_mask(self, inputs[0]), [s.name for s in inputs[1:]]
         xn, mn = x.name, x.mask
         if self["go_backwards"]:
             xn = g.flip(xn, 1)
@@ -314,6 +318,13 @@ class Recurrent(Layer):
         if self["stateful"]:
             out += [Sym(s, TensorType((None, self["units"]))) for s in r.states]
         return out
+
+
+def without_mask(layer: Layer, value):
+    """The input value, with its mask dropped when the layer says `ignore_mask`."""
+    if layer.config.get("ignore_mask") and value.mask is not None:
+        return replace(value, mask=None)
+    return value
 
 
 def split_gates(a: np.ndarray, n: int, axis: int = -1) -> list[np.ndarray]:
