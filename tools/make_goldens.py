@@ -78,7 +78,7 @@ def mask_matrix(patterns, T, chunk=0) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
-_NON_KW = ("class_name", "name", "inputs", "initial_state", "layer")
+_NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask")
 
 
 def make_layer(cfg: dict, name: str | None):
@@ -231,7 +231,11 @@ def case(name, layers, outputs, *, desc, T=6, chunks=1, patterns=PATTERNS_ALL, b
         variants = [(name, True), (dropped, False)]
     for nm, explicit in variants:
         assert nm not in CASES, nm
-        spec = {"name": nm, "weights": "weights.npz", "layers": layers, "outputs": outputs}
+        spec_layers = layers
+        if explicit is False:
+            # rnncompile says what plain Keras does: the layer called with initial_state runs unmasked
+            spec_layers = [dict(l, ignore_mask=True) if l.get("initial_state") else l for l in layers]
+        spec = {"name": nm, "weights": "weights.npz", "layers": spec_layers, "outputs": outputs}
         d = desc
         if explicit is True:
             d += (" [Keras model built with the mask passed explicitly (mask=) to the layer(s) "

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..layer import LayerError, Sym, Tensor, TensorType, register, Layer
-from .recurrent import RECURRENT_ATTRIBUTES, REF_LIST, Recurrent, emit_rnn, without_mask
+from .recurrent import (RECURRENT_ATTRIBUTES, REF_LIST, Recurrent, batch_major, emit_rnn,
+                        remember_time_major, without_mask)
 
 MERGE_MODES = ["concat", "sum", "ave", "mul", None]
 
@@ -72,8 +73,7 @@ class Bidirectional(Layer):
         if n_init and n_init != 2 * inner.n_states:
             raise LayerError(f"takes {2 * inner.n_states} initial states (forward "
                              f"{', '.join(inner.state_names)}, then backward), got {n_init}", "initial_state")
-        x = inputs[0].with_mask(inputs[0].masked and not self["ignore_mask"])
-        x = inner.sequence_input([x])
+        x = inner.sequence_input(inputs[:1])
         units = inner["units"]
         inner.check_states(inputs[1:], units)
         if inner.native_blocker():
@@ -142,21 +142,41 @@ class Bidirectional(Layer):
             if isinstance(v, tuple):
                 v = _merge_ref(self["merge_mode"], v[1], v[2])
             return Tensor(v, m)
-        return self._assemble(y_f, y_b, st_f + st_b, x.mask, wrap)
+        return self._assemble(y_f, y_b, st_f + st_b, inputs[0].mask, wrap)
 
     def lower(self, g, inputs, weights):
         x, init = without_mask(self, inputs[0]), [s.name for s in inputs[1:]]
         n = self.inner.n_states
         rs = self.inner["return_sequences"]
+        mode = self["merge_mode"]
         wf, wb = self._split(weights)
         rf, rb = emit_rnn(g, [self.forward, self.backward], [wf, wb], x.name, x.mask,
                           [init[:n], init[n:]] if init else None, zero_output=rs, need_seq=rs)
-        y_f, y_b = (rf.seq, rb.seq) if rs else (rf.last, rb.last)
         types = self.output_types_
+        merged = None
+        if rs and mode is not None:
+            # Merge in the op's time-major (compacted) layout, then put the merged sequence back
+            # once; the time-major form is what a following recurrent layer reads. Exact: both
+            # directions zero the same masked steps, and every merge maps (0, 0) to 0.
+            if mode == "concat":      # [T, 2, B, H] -> [T, B, 2H]: forward first
+                tm = g.op("Reshape", g.op("Transpose", rf.Y, perm=[0, 2, 1, 3]),
+                          g.const(np.array([0, 0, -1], np.int64)))
+                if x.mask is None:    # one copy: [T, 2, B, H] -> [B, T, 2, H] -> [B, T, 2H]
+                    merged = g.op("Reshape", g.op("Transpose", rf.Y, perm=[2, 0, 1, 3]),
+                                  g.const(np.array([0, 0, -1], np.int64)))
+            else:
+                tm = _merge_onnx(g, mode, rf.tm, rb.tm)
+            if merged is None:
+                merged = batch_major(g, tm, x.mask)
+            remember_time_major(g, merged, tm, x.mask)
+        elif rs:
+            for r in (rf, rb):
+                remember_time_major(g, r.seq, r.tm, x.mask)
+        y_f, y_b = (rf.seq, rb.seq) if rs else (rf.last, rb.last)
 
         def wrap(v, m, i):
             if isinstance(v, tuple):
-                v = _merge_onnx(g, self["merge_mode"], v[1], v[2])
+                v = merged if merged is not None else _merge_onnx(g, mode, v[1], v[2])
             t = types[i] if i >= 0 else TensorType((None, self.inner["units"]))
             return Sym(v, t, m)
-        return self._assemble(y_f, y_b, rf.states + rb.states, x.mask, wrap)
+        return self._assemble(y_f, y_b, rf.states + rb.states, inputs[0].mask, wrap)

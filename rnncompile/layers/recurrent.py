@@ -43,8 +43,9 @@ RECURRENT_ATTRIBUTES: dict[str, dict] = {
                           "description": "no-op at inference"},
     "initial_state": REF_LIST,
     "ignore_mask": dict(ATTR_BOOL, default=False, description=(
-        "run unmasked even when the input carries a mask, as Keras 3 does for a layer called "
-        "with initial_state in a functional model without an explicit mask= argument")),
+        "compute as if unmasked even when the input carries a mask (the mask still passes on with "
+        "return_sequences), as Keras 3 does for a layer called with initial_state in a "
+        "functional model without an explicit mask= argument")),
 }
 
 StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
@@ -78,10 +79,93 @@ def masked_scan(step: StepFn, x: np.ndarray, mask: np.ndarray | None, states: li
 
 # ---------------------------------------------------------------------------------------------
 # The lowering onto the native operator, shared by unidirectional layers and Bidirectional.
+#
+# Cost model (measured with onnxruntime, one thread; see BENCHMARKS.md): the native op dominates,
+# every extra node costs a few microseconds at batch 1, and every copy of a [B, T, F] tensor a
+# few hundred microseconds at batch 32. So the mask machinery works on small [B, T] int64 index
+# tensors, built once per mask, and moves data only with row gathers (Gather over a flattened
+# tensor, one contiguous memcpy per time step): one gather into the op, one gather out.
+
+#: Sort key offset that puts masked steps after every valid one (any T below 2**40 works).
+_BIG = 1 << 40
+
+
+class MaskPlan:
+    """Index tensors of one [B, T] bool mask, shared by every recurrent layer that consumes it
+    (memoized on the GraphBuilder; nodes no layer uses are dropped when the graph is finished).
+
+    * `seq_lens` [B] int32: the number of valid steps (the op's sequence_lens);
+    * `x_index` [T, B]: X[k, b] = x[b, k-th valid step of row b] (then the masked steps, in
+      order, past sequence_lens where the op ignores them): a gather over x viewed as [B*T, F]
+      that compacts and transposes in one copy;
+    * `y_index` [B, T]: out[b, t] = Y[max(pos - 1, 0), b] with pos = valid steps up to t: a
+      gather over the op's time-major output viewed as [T*B, W]; it puts every valid output back
+      at its step and gives a masked step the last valid output before it (Keras's carried
+      output; `carry_keep` zeroes the steps before the first valid one).
+    The sort key Where(mask, pos, BIG + invalid steps so far) is unique per row, so the order
+    never depends on how stable a TopK implementation is."""
+
+    def __init__(self, g, mask: str):
+        i64 = np.int64
+        self.mask = mask
+        axis1 = g.const(np.array(1, i64))
+        valid = g.cast(mask, "int64")
+        invalid = g.cast(g.op("Not", mask), "int64")
+        self.pos = g.op("CumSum", valid, axis1)                     # [B, T]
+        length = g.reduce("ReduceSum", valid, [1])                  # [B]
+        self.length = length
+        self.seq_lens = g.cast(length, "int32")
+        key = g.op("Where", mask, self.pos,
+                   g.op("Add", g.op("CumSum", invalid, axis1), g.const(np.array(_BIG, i64))))
+        steps = g.dim(mask, 1)                                      # [1] = T
+        batch = g.dim(mask, 0)                                      # [1] = B
+        _, src = g.op("TopK", key, steps, axis=1, largest=0, sorted=1, n_out=2)
+        row = g.unsqueeze(g.op("Range", g.const(np.array(0, i64)), g.squeeze(batch, [0]),
+                               g.const(np.array(1, i64))), [1])     # [B, 1] = b
+        self.x_index = g.op("Transpose", g.op("Add", src, g.op("Mul", row, steps)), perm=[1, 0])
+        last_valid = g.op("Max", g.op("Sub", self.pos, axis1), g.const(np.array(0, i64)))
+        self.y_index = g.op("Add", g.op("Mul", last_valid, batch), row)
+        self.carry_keep = g.op("Greater", self.pos, g.const(np.array(0, i64)))
+        self.nonempty = g.unsqueeze(g.op("Greater", length, g.const(np.array(0, i64))), [1])
+
+    @staticmethod
+    def of(g, mask: str) -> "MaskPlan":
+        plans = g.memo.setdefault("mask_plans", {})
+        if mask not in plans:
+            plans[mask] = MaskPlan(g, mask)
+        return plans[mask]
+
+
+def time_major(g, x: str, mask: str | None) -> str:
+    """The op's input for x [B, T, F] under `mask`: [T, B, F], compacted when masked. Reuses the
+    form a preceding recurrent layer left behind for the same value and mask (stacked layers:
+    no transpose or re-compaction between them)."""
+    known = g.memo.get("time_major", {}).get(x)
+    if known is not None and known[1] == mask:
+        return known[0]
+    if mask is None:
+        return g.op("Transpose", x, perm=[1, 0, 2])
+    plan = MaskPlan.of(g, mask)
+    return g.op("Gather", g.op("Flatten", x, axis=2), plan.x_index, axis=0)
+
+
+def remember_time_major(g, out: str, tm: str, mask: str | None) -> None:
+    g.memo.setdefault("time_major", {})[out] = (tm, mask)
+
+
+def batch_major(g, tm: str, mask: str | None, keep: str | None = None) -> str:
+    """[T, B, W] (compacted when masked) -> [B, T, W] at the original time steps; a masked step
+    where `keep` is False gets 0 (Keras: zero_output_for_mask, or before the first valid step)."""
+    if mask is None:
+        return g.op("Transpose", tm, perm=[1, 0, 2])
+    plan = MaskPlan.of(g, mask)
+    y = g.op("Gather", g.op("Flatten", tm, axis=2), plan.y_index, axis=0)
+    return g.op("Where", g.unsqueeze(keep or mask, [2]), y, g.const(np.float32(0)))
 
 
 class RnnResult:
     def __init__(self):
+        self.tm: str | None = None       # [T, B, H] time-major output (compacted when masked)
         self.seq: str | None = None      # [B, T, H], at the time steps of the (possibly flipped) input
         self.last: str | None = None     # [B, H]
         self.states: list[str] = []      # each [B, H]
@@ -90,7 +174,8 @@ class RnnResult:
 def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str | None,
              init: list[list[str]] | None, zero_output: bool, need_seq: bool) -> list[RnnResult]:
     """One native ONNX op: forward (one cell) or bidirectional (two cells). Returns per direction
-    the output sequence (if `need_seq`), the last output and the final states."""
+    the output sequence (if `need_seq`: time-major in `tm`, batch-major in `seq`), the last output
+    and the final states. Also `results[0].Y`: the op's raw [T, dirs, B, H] output."""
     first = cells[0]
     params = [c.onnx_params(w) for c, w in zip(cells, weights)]
     W = g.const(np.stack([p[0] for p in params]), name="W")
@@ -103,24 +188,9 @@ def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str
             acts.append(op)
             alphas += prm[:1]
             betas += prm[1:2]
-    i64 = np.int64
 
-    seq_lens = None
-    if mask is not None:
-        m = g.cast(mask, "int64")
-        length = g.reduce("ReduceSum", m, [1])                      # [B]
-        pos = g.op("CumSum", m, g.const(np.array(1, i64)))          # [B, T] inclusive count
-        steps = g.op("Range", g.const(np.array(0, i64)), g.squeeze(g.dim(x, 1), [0]),
-                     g.const(np.array(1, i64)))                     # [T]
-        one = g.const(np.array(1, i64))
-        valid_dest = g.op("Sub", pos, one)
-        invalid_dest = g.op("Sub", g.op("Add", g.unsqueeze(length, [1]), steps), pos)
-        dest = g.op("Where", mask, valid_dest, invalid_dest)       # a permutation of 0..T-1
-        shape_x = g.op("Shape", x)
-        idx = g.op("Expand", g.unsqueeze(dest, [2]), shape_x)
-        x = g.op("ScatterElements", g.op("ConstantOfShape", shape_x, value=_zero_tensor()),
-                 idx, x, axis=1)
-        seq_lens = g.cast(length, "int32")
+    plan = MaskPlan.of(g, mask) if mask is not None else None
+    X = time_major(g, x, mask)
 
     h0 = c0 = None
     if init:
@@ -128,8 +198,7 @@ def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str
         if first.n_states == 2:
             c0 = g.op("Concat", *[g.unsqueeze(s[1], [0]) for s in init], axis=0)
 
-    X = g.op("Transpose", x, perm=[1, 0, 2])
-    inputs = [X, W, R, B, seq_lens, h0] + ([c0] if first.n_states == 2 else [])
+    inputs = [X, W, R, B, plan.seq_lens if plan else None, h0] + ([c0] if first.n_states == 2 else [])
     while inputs and inputs[-1] is None:
         inputs.pop()
     outs = g.op(first.onnx_op, *inputs, n_out=1 + first.n_states, hidden_size=first["units"],
@@ -141,36 +210,26 @@ def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str
     results = []
     for d in range(len(cells)):
         r = RnnResult()
+        r.Y = Y
         if need_seq:
-            y = g.op("Transpose", g.take(Y, d, axis=1), perm=[1, 0, 2])   # [B, T, H]
-            if mask is not None:
-                src = g.op("Max", g.op("Sub", pos, one), g.const(np.array(0, i64)))
-                gathered = g.op("GatherElements", y, g.op("Expand", g.unsqueeze(src, [2]),
-                                                          g.op("Shape", y)), axis=1)
-                keep = mask if (zero_output or d == 1) else g.op("Greater", pos, g.const(np.array(0, i64)))
-                y = g.op("Where", g.unsqueeze(keep, [2]), gathered, g.const(np.float32(0)))
-            r.seq = y
+            r.tm = g.take(Y, d, axis=1)                                    # [T, B, H]
+            keep = None if (zero_output or d == 1 or plan is None) else plan.carry_keep
+            r.seq = batch_major(g, r.tm, mask, keep)
         states = [g.take(f, d, axis=0) for f in finals]
         r.last = states[0]
-        if mask is not None:
-            nonempty = g.unsqueeze(g.op("Greater", length, g.const(np.array(0, i64))), [1])
+        if plan is not None:
             if zero_output and d == 0:
                 # the last processed step must itself be valid, else Keras outputs 0
                 r.last = g.op("Where", g.unsqueeze(g.take(mask, -1, axis=1), [1]), r.last,
                               g.const(np.float32(0)))
             elif init:
                 # onnxruntime gives 0 for an empty row, TensorRT the initial state: pin Keras's 0
-                r.last = g.op("Where", nonempty, r.last, g.const(np.float32(0)))
+                r.last = g.op("Where", plan.nonempty, r.last, g.const(np.float32(0)))
             if init:
-                states = [g.op("Where", nonempty, s, s0) for s, s0 in zip(states, init[d])]
+                states = [g.op("Where", plan.nonempty, s, s0) for s, s0 in zip(states, init[d])]
         r.states = states
         results.append(r)
     return results
-
-
-def _zero_tensor():
-    from onnx import helper, TensorProto  # the value attribute of ConstantOfShape
-    return helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +297,7 @@ class Recurrent(Layer):
         return base + (f" ({'; '.join(notes)})" if notes else "")
 
     def sequence_input(self, inputs: list[TensorType]) -> TensorType:
-        x = inputs[0].with_mask(inputs[0].masked and not self.config.get("ignore_mask"))
+        x = inputs[0]
         expect_rank(x, (3,), "a sequence")
         expect_float(x)
         if x.shape[1] == 0:
@@ -297,7 +356,7 @@ class Recurrent(Layer):
         x, init = without_mask(self, inputs[0]), [s.data for s in inputs[1:]]
         seq, last, states = self.run(x, init, weights, self["go_backwards"],
                                      self["zero_output_for_mask"])
-        out = Tensor(seq, x.mask) if self["return_sequences"] else Tensor(last)
+        out = Tensor(seq, inputs[0].mask) if self["return_sequences"] else Tensor(last)
         result = [out] + ([Tensor(s) for s in states] if self["return_state"] else [])
         return result + ([Tensor(s) for s in states] if self["stateful"] else [])
 
@@ -310,9 +369,11 @@ class Recurrent(Layer):
             mn = g.flip(mn, 1) if mn else None
         (r,) = emit_rnn(g, [self], [weights], xn, mn, [init] if init else None,
                         self["zero_output_for_mask"], need_seq=self["return_sequences"])
+        if self["return_sequences"]:
+            remember_time_major(g, r.seq, r.tm, mn)
         types = self.output_types_
         out = [Sym(r.seq if self["return_sequences"] else r.last, types[0],
-                   x.mask if self["return_sequences"] else None)]
+                   inputs[0].mask if self["return_sequences"] else None)]
         if self["return_state"]:
             out += [Sym(s, t) for s, t in zip(r.states, types[1:])]
         if self["stateful"]:
@@ -321,7 +382,8 @@ class Recurrent(Layer):
 
 
 def without_mask(layer: Layer, value):
-    """The input value, with its mask dropped when the layer says `ignore_mask`."""
+    """The input value the cell computes on: its mask dropped when the layer says `ignore_mask`
+    (the output still carries the input's mask on, as Keras does)."""
     if layer.config.get("ignore_mask") and value.mask is not None:
         return replace(value, mask=None)
     return value
