@@ -3,11 +3,21 @@
 A layer kind keeps together, as Keras does:
   * its attributes (a JSON Schema per field, with Keras's defaults) -> the spec validator and schema,
   * its shape and mask rule (`output_types`),
-  * its weights (`weight_shapes`), in Keras layout,
+  * its weights (`weight_shapes`, `init_weight`), in Keras layout,
   * its NumPy float64 reference (`reference`), the source of truth for semantics,
   * its ONNX lowering (`lower`), written against `rnncompile.onnx_graph.GraphBuilder`.
 
-Built-in kinds live in `rnncompile.layers`; plugins use exactly the same API (see README).
+Built-in kinds live in `rnncompile.layers`; plugins use exactly the same API
+(docs/custom_layers.md walks through one).
+
+Masks, as in Keras: a mask is a boolean [batch, time] array, True for a valid step, travelling
+with a sequence output (time is axis 1). A kind's mask rule is the `masked` flag of each
+TensorType its `output_types` returns, and the reference and the lowering must keep it:
+  * consume the mask (Keras: `call(x, mask)`, no mask out): read `Tensor.mask` / `Sym.mask`
+    (None when the input is unmasked) and return outputs with `masked=False` and no mask;
+  * pass it on (Keras: `supports_masking`): `passthrough(x)`, return the input's mask unchanged;
+  * compute a new mask (Keras: `compute_mask`): `masked=True`, return a new [batch, time] bool
+    mask (template: `rnncompile/layers/mask_ops.py`).
 Passes (inference, reference, lowering, verification) are generic: they never ask what kind a
 layer is, only call these methods.
 """
@@ -166,6 +176,15 @@ class Layer:
         return None
 
     # -- helpers ------------------------------------------------------------------------------
+    def output_type(self, index: int = 0) -> TensorType:
+        """The type the shape rule gave output `index` (valid once the model is typed)."""
+        return self.output_types_[index]
+
+    def sym(self, value: str, mask: str | None = None, index: int = 0) -> Sym:
+        """The lowering result for output `index`: the ONNX value, typed by the shape rule, with
+        its mask (None for an unmasked output)."""
+        return Sym(value, self.output_types_[index], mask)
+
     def __repr__(self) -> str:
         return f"<{self.class_name} {self.name!r}>"
 
@@ -176,13 +195,49 @@ class Layer:
 REGISTRY: dict[str, type[Layer]] = {}
 
 
-def register(cls: type[Layer]) -> type[Layer]:
-    """Class decorator: make a layer kind known to specs, the schema and every pass."""
+#: Fields every layer has; a kind's attributes cannot reuse them.
+RESERVED_FIELDS = ("class_name", "name", "inputs")
+_BUILTIN_MODULE = __name__.rsplit(".", 1)[0] + ".layers."
+
+
+def register(cls: type[Layer] | None = None, *, replace: bool = False):
+    """Class decorator: make a layer kind known to specs, the schema and every pass.
+
+    Checks the kind when it is defined (a plugin's mistakes show at import, naming the class):
+    `class_name` set, `output_types`/`reference`/`lower` overridden, every attribute a valid
+    JSON Schema whose default it accepts, required attributes declared. Registering a kind under
+    a built-in kind's class_name is refused unless `replace=True` (`@register(replace=True)`);
+    re-registering a kind from the same module (a plugin imported twice) replaces it."""
+    if cls is None:
+        return lambda c: register(c, replace=replace)
+    name = cls.__name__
     if not cls.class_name:
-        raise TypeError(f"{cls.__name__} must set class_name")
+        raise TypeError(f"{name} must set class_name")
+    for method in ("output_types", "reference", "lower"):
+        if getattr(cls, method) is getattr(Layer, method):
+            raise TypeError(f"{name} ({cls.class_name}) must define {method}()")
     for req in cls.required:
         if req not in cls.attributes:
-            raise TypeError(f"{cls.__name__}: required attribute {req!r} has no schema")
+            raise TypeError(f"{name}: required attribute {req!r} has no schema")
+    import jsonschema
+
+    for key, schema in cls.attributes.items():
+        if key in RESERVED_FIELDS:
+            raise TypeError(f"{name}: attribute {key!r} is reserved (every layer has it)")
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as e:
+            raise TypeError(f"{name}: attribute {key!r} has an invalid JSON Schema: {e.message}") from None
+        if "default" in schema:
+            err = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(schema).iter_errors(schema["default"]))
+            if err is not None:
+                raise TypeError(f"{name}: default of attribute {key!r} does not fit its schema: {err.message}")
+    old = REGISTRY.get(cls.class_name)
+    if (old is not None and old is not cls and not replace
+            and old.__module__.startswith(_BUILTIN_MODULE) and not cls.__module__.startswith(_BUILTIN_MODULE)):
+        raise TypeError(f"{name}: class_name {cls.class_name!r} is a built-in layer kind; choose another "
+                        f"name, or register with @register(replace=True) to replace it")
     REGISTRY[cls.class_name] = cls
     return cls
 
@@ -206,6 +261,26 @@ def expect_rank(t: TensorType, ranks: tuple[int, ...], what: str) -> None:
         raise LayerError(f"expects {what} of {want} per sample (batch axis excluded), got shape {t}")
 
 
+def expect_sequence(t: TensorType, what: str = "a sequence") -> None:
+    """A float [batch, time, features] input."""
+    expect_rank(t, (3,), what)
+    expect_float(t)
+
+
+def expect_fixed_features(t: TensorType) -> int:
+    """The static size of the last axis (weights need it); LayerError when it is variable."""
+    if t.shape[-1] is None:
+        raise LayerError(f"needs a fixed size for the last axis (its weights depend on it), got shape {t}")
+    return int(t.shape[-1])
+
+
+def valid_steps(x: Tensor) -> np.ndarray:
+    """Reference helper: the [batch, time] boolean mask of a sequence, all True when unmasked."""
+    if x.mask is not None:
+        return np.asarray(x.mask, bool)
+    return np.ones(np.shape(x.data)[:2], bool)
+
+
 def expect_float(t: TensorType) -> None:
     if not t.dtype.startswith("float"):
         raise LayerError(f"expects float input, got {t.dtype} (integer token ids need an Embedding first)")
@@ -225,5 +300,6 @@ def attr(schema: dict, default: Any = None, **extra: Any) -> dict:
 
 __all__ = [
     "Layer", "LayerError", "Ref", "Sym", "Tensor", "TensorType", "REGISTRY", "register",
-    "layer_kind", "passthrough", "expect_rank", "expect_float", "attr", "field",
+    "layer_kind", "passthrough", "expect_rank", "expect_float", "expect_sequence",
+    "expect_fixed_features", "valid_steps", "attr", "field", "ATTR_BOOL", "ATTR_UNITS",
 ]
