@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import RunError, SpecError, VerificationError
+from .errors import LayerContractError, Problem, RunError, SpecError, VerificationError
 from .lower import Lowered, lower
 from .runtime import OnnxRuntimeRunner, Session
 from .spec import Model, load_spec
-from .verify import Report, input_infos, verify
+from .verify import Report, input_infos, localize, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz")
@@ -117,9 +117,15 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
         runner = OnnxRuntimeRunner(lowered.model_bytes, threads=threads)
         report = verify(model, runner, man, seed=seed)
         if not report.passed:
-            err = VerificationError(f"model.onnx disagrees with the reference "
-                                    f"(see the report below); nothing was written",
-                                    where=str(out_dir))
+            problems = [Problem(str(out_dir), "model.onnx disagrees with the reference "
+                                              "(see the report below); nothing was written")]
+            try:
+                culprit = localize(model, report, seed=seed, threads=threads)  # names the layer
+            except (LayerContractError, KeyboardInterrupt):
+                raise
+            except Exception:  # localizing is a diagnosis; never let it hide the failure itself
+                culprit = None
+            err = VerificationError(([culprit] if culprit else []) + problems)
             err.report = report
             raise err
     parent = out_dir.resolve().parent

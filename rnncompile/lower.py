@@ -3,7 +3,7 @@ GraphBuilder; this pass wires inputs, carried states and outputs, then checks ev
 lowering against its shape and mask rule (a custom layer that breaks its contract is named)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import LayerContractError
 from .layer import Sym
@@ -15,6 +15,13 @@ from .spec import Model
 class Lowered:
     model_bytes: bytes
     io: dict  # {"inputs": [...], "outputs": [...], "opset": n, "ops": [...]}
+    #: With `lower(model, expose_layers=True)`: layer name -> one (value output, mask output or
+    #: None) pair of extra graph output names per layer output, to compare layer by layer.
+    layer_outputs: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+
+
+#: Prefix of the extra graph outputs of a debug lowering (`expose_layers=True`).
+LAYER_OUTPUT_PREFIX = "rnncompile.layer/"
 
 
 def input_dims(model: Model) -> dict[str, list]:
@@ -39,7 +46,9 @@ def input_dims(model: Model) -> dict[str, list]:
     return dims
 
 
-def lower(model: Model) -> Lowered:
+def lower(model: Model, expose_layers: bool = False) -> Lowered:
+    """Lower `model` to ONNX. `expose_layers=True` gives a debug graph that also outputs every
+    layer's outputs and masks (see `Lowered.layer_outputs`); the normal build never uses it."""
     g = GraphBuilder(model.name)
     syms: dict[str, list[Sym]] = {}
     dims = input_dims(model)
@@ -76,10 +85,31 @@ def lower(model: Model) -> Lowered:
         g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
     for s, o in state_outputs:
         g.add_output(o.name, s.output_name, "float32", ["batch", *s.shape])
+    exposed = _expose(g, model, syms) if expose_layers else {}
 
     model_bytes, shapes = finish(g.to_model())
     _check_shapes(model, syms, shapes)
-    return Lowered(model_bytes, describe(model_bytes))
+    return Lowered(model_bytes, describe(model_bytes), exposed)
+
+
+def _expose(g: GraphBuilder, model: Model, syms: dict[str, list[Sym]]) -> dict:
+    """Every non-input layer's outputs (and masks) as extra graph outputs. Their declared dims are
+    all symbolic, so a shape rule that disagrees cannot stop the debug graph from building."""
+    exposed = {}
+    for layer in model.layers.values():
+        if getattr(layer, "is_model_input", False):
+            continue
+        pairs = []
+        for i, sym in enumerate(syms[layer.name]):
+            base = f"{LAYER_OUTPUT_PREFIX}{layer.name}:{i}"
+            value = g.add_output(sym.name, base, sym.type.dtype,
+                                 [f"{base}_d{k}" for k in range(sym.type.rank)])
+            mask = None
+            if sym.mask is not None:
+                mask = g.add_output(sym.mask, base + ":mask", "bool", [f"{base}_m0", f"{base}_m1"])
+            pairs.append((value, mask))
+        exposed[layer.name] = pairs
+    return exposed
 
 
 def _out_dims(shape, name):
@@ -88,16 +118,22 @@ def _out_dims(shape, name):
 
 
 def _check_shapes(model: Model, syms: dict[str, list[Sym]], shapes: dict[str, list]) -> None:
-    """ONNX shape inference must agree with each layer's shape rule (rank, and static sizes)."""
+    """ONNX shape inference must agree with each layer's shape rule (rank, and static sizes), and
+    a mask must be [batch, time]."""
     for layer in model.layers.values():
         for i, sym in enumerate(syms[layer.name]):
+            where = f"layer {layer.name!r} ({layer.class_name})"
+            rule = layer.output_types_[i]  # the rule itself, not the type the lowering claims
             got = shapes.get(sym.name)
-            if got is None:
-                continue
-            want = sym.type.shape
-            bad = len(got) != len(want) or any(isinstance(g_, int) and g_ > 0 and w is not None and g_ != w
-                                               for g_, w in zip(got, want))
-            if bad:
-                raise LayerContractError(
-                    f"lowering of output {i} has shape {tuple(got)} but its shape rule says {sym.type}",
-                    where=f"layer {layer.name!r} ({layer.class_name})")
+            if got is not None:
+                want = rule.shape
+                bad = len(got) != len(want) or any(isinstance(g_, int) and g_ > 0 and w is not None and g_ != w
+                                                   for g_, w in zip(got, want))
+                if bad:
+                    raise LayerContractError(
+                        f"lowering of output {i} has shape {tuple(got)} but its shape rule says {rule}",
+                        where=where)
+            mask = shapes.get(sym.mask) if sym.mask is not None else None
+            if mask is not None and len(mask) != 2:
+                raise LayerContractError(f"lowering of output {i} gives a mask of shape {tuple(mask)}; "
+                                         f"a mask is (batch, time)", where=where)

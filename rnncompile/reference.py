@@ -10,9 +10,11 @@ from .spec import Model
 
 
 def run_reference(model: Model, feeds: dict[str, np.ndarray],
-                  states: dict[str, np.ndarray] | None = None) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+                  states: dict[str, np.ndarray] | None = None,
+                  trace: dict[str, list[Tensor]] | None = None) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """Outputs in model order, and the new carried states (stateful layers) by state input name.
-    Missing states start at zero."""
+    Missing states start at zero. With a `trace` dict, every layer's values (its outputs, then its
+    new carried states) are stored there by layer name, for localizing a disagreement."""
     values: dict[str, list[Tensor]] = {}
     new_states: dict[str, np.ndarray] = {}
     batch = next(iter(feeds.values())).shape[0] if feeds else 1
@@ -37,6 +39,8 @@ def run_reference(model: Model, feeds: dict[str, np.ndarray],
         for s, v in zip(carried, outs[n:]):
             new_states[s.input_name] = v.data
         values[layer.name] = outs[:n]
+        if trace is not None:
+            trace[layer.name] = outs
     return [values[r.layer][r.index].data for r in model.outputs], new_states
 
 
@@ -48,3 +52,8 @@ def _check_value(layer, i, t, v) -> None:
     if t.masked != (v.mask is not None):
         raise LayerContractError(f"reference {'dropped' if t.masked else 'added'} a mask; its mask rule "
                                  f"says {'masked' if t.masked else 'unmasked'}", where=where)
+    if v.mask is not None:
+        mask = np.asarray(v.mask)
+        if mask.dtype != bool or mask.shape != data.shape[:2]:
+            raise LayerContractError(f"reference mask is {mask.dtype} {mask.shape}; a mask is bool "
+                                     f"(batch, time) = {data.shape[:2]}", where=where)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import RnnCompileError
+from .errors import LayerContractError, Problem, RnnCompileError
 from .runtime import ReferenceRunner, Runner, Session
 from .spec import Model
 
@@ -255,6 +255,8 @@ def verify(model: Model, runner: Runner, io: dict, precision: str = "float32", s
             try:
                 want = ref.run(dict(feeds))
                 got = act.run(dict(feeds))
+            except LayerContractError:
+                raise  # a layer kind broke its own contract: that is the error, not a case result
             except RnnCompileError as e:
                 report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k,
                                                [OutputResult("*", [], float("inf"), float("inf"),
@@ -265,6 +267,112 @@ def verify(model: Model, runner: Runner, io: dict, precision: str = "float32", s
                 results.append(compare(s["output"], ref.states[s["input"]], act.states[s["input"]], tol))
             report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k, results))
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Localizing a failed verification to the layer whose lowering disagrees with its reference.
+
+
+def _close(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> tuple[bool, float]:
+    """Elementwise tolerance check where NaN matches only NaN (an intermediate value may be NaN in
+    both, e.g. a fully masked row of GlobalAveragePooling1D that later layers never see)."""
+    ref = np.asarray(ref, np.float64)
+    got = np.asarray(got, np.float64)
+    both_nan = np.isnan(ref) & np.isnan(got)
+    with np.errstate(invalid="ignore"):
+        err = np.where(both_nan, 0.0, np.abs(got - ref))
+        same_inf = np.isinf(ref) & (ref == got)
+        err = np.where(same_inf, 0.0, err)
+        err = np.where(np.isnan(err), np.inf, err)
+    ok = bool(np.all(err <= tol.atol + tol.rtol * np.where(np.isfinite(ref), np.abs(ref), 0.0)))
+    return ok, float(err.max()) if err.size else 0.0
+
+
+def _first_disagreement(model: Model, trace: dict, got: dict, exposed: dict, tol: Tolerance,
+                        case: str) -> Problem | None:
+    for layer in model.layers.values():
+        if layer.name not in exposed:
+            continue
+        where = f"layer {layer.name!r} ({layer.class_name})"
+        outs = trace[layer.name]
+        for i, ((value, mask), rule) in enumerate(zip(exposed[layer.name], layer.output_types_)):
+            ref, act = outs[i], np.asarray(got[value])
+            shape_bad = act.ndim != rule.rank or any(w is not None and d != w for d, w in zip(act.shape, rule.shape))
+            if shape_bad or act.shape != np.shape(ref.data):
+                return Problem(where, f"lowering of output {i} produced shape {act.shape} at run time; "
+                                      f"its shape rule says {rule} and its reference gave "
+                                      f"{np.shape(ref.data)} (case {case})")
+            if mask is not None and ref.mask is not None:
+                m = np.asarray(got[mask])
+                if m.shape != np.shape(ref.mask):
+                    return Problem(where, f"lowering of output {i} produced a mask of shape {m.shape}; "
+                                          f"its reference's mask is {np.shape(ref.mask)} (case {case})")
+                differ = int(np.count_nonzero(m.astype(bool) != ref.mask))
+                if differ:
+                    return Problem(where, f"lowering disagrees with its reference: output {i}'s mask "
+                                          f"differs at {differ} of {m.size} step(s) (case {case})")
+            if act.dtype.kind == "f" or np.asarray(ref.data).dtype.kind == "f":
+                ok, err = _close(ref.data, act, tol)
+            else:
+                err = float(np.abs(act.astype(np.int64) - np.asarray(ref.data, np.int64)).max(initial=0))
+                ok = err == 0
+            if not ok:
+                return Problem(where, f"lowering disagrees with its reference: output {i} "
+                                      f"({layer.output_names()[i]}) max abs err {err:.3e} "
+                                      f"(atol {tol.atol:g}, rtol {tol.rtol:g}; case {case})")
+        n = len(layer.output_types_)
+        for s, ref in zip([s for s in model.states if s.layer == layer.name], outs[n:]):
+            ok, err = _close(ref.data, got[s.output_name], tol)
+            if not ok:
+                return Problem(where, f"lowering disagrees with its reference: carried state "
+                                      f"{s.suffix} max abs err {err:.3e} (case {case})")
+    return None
+
+
+def localize(model: Model, report: Report, seed: int = 0, threads: int | None = None) -> Problem | None:
+    """After a failed verification: rebuild the failing cases, run a debug lowering that exposes
+    every layer's outputs next to the reference's per-layer values, and name the first layer whose
+    lowering disagrees with its own reference (values, mask, or run-time shape). Layers are checked
+    in model order, so every layer upstream of the one named agrees within tolerance: the error
+    starts there. None when every layer agrees within tolerance (the error then only builds up
+    across layers) or when the debug graph cannot run."""
+    from .lower import lower
+    from .reference import run_reference
+    from .runtime import OnnxRuntimeRunner
+
+    failed = [c.name for c in report.cases if not c.passed]
+    if not failed:
+        return None
+    cases, _ = make_cases(model, seed)
+    cases = [c for c in cases if c.name in failed]
+    tol = TOLERANCES[report.precision]
+    try:
+        debug = lower(model, expose_layers=True)
+        runner = OnnxRuntimeRunner(debug.model_bytes, threads=threads)
+    except RnnCompileError:
+        return None
+    for case in cases:
+        states: dict[str, np.ndarray] = {}
+        for k, feeds in enumerate(case.chunks):
+            full = dict(feeds)
+            for s in model.states:
+                full[s.input_name] = states.get(s.input_name, np.zeros((case.batch, *s.shape), np.float32))
+            trace: dict = {}
+            try:
+                _, new_states = run_reference(model, dict(feeds), {s.input_name: full[s.input_name]
+                                                                   for s in model.states}, trace=trace)
+                got = runner.run(full)
+            except LayerContractError:
+                raise
+            except RnnCompileError:
+                continue
+            name = case.name if len(case.chunks) == 1 else f"{case.name} chunk {k}"
+            problem = _first_disagreement(model, trace, got, debug.layer_outputs, tol, name)
+            if problem is not None:
+                return problem
+            # later chunks start from the reference's states, so each chunk is judged on its own
+            states = {n: v.astype(np.float32) for n, v in new_states.items()}
+    return None
 
 
 def render(report: Report) -> str:
