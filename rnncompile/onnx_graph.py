@@ -25,6 +25,9 @@ _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
 #: Reductions whose `axes` is an attribute (not an input) at OPSET 17.
 _AXES_ATTR_REDUCE = {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd"}
 
+#: Operators whose outputs are all optional: unused ones are emitted as "".
+_OPTIONAL_OUTPUTS = {"LSTM", "GRU", "RNN"}
+
 
 def onnx_dtype(name: str) -> int:
     return _DTYPES[name]
@@ -43,6 +46,9 @@ class GraphBuilder:
         self._scope: list[str] = []
         self._counts: dict[str, int] = {}
         self._const_cache: dict[tuple, str] = {}
+        #: Per-graph memo for lowerings that share work across layers (e.g. one set of mask
+        #: index tensors per mask). Keys are owned by the lowering that sets them.
+        self.memo: dict = {}
 
     # -- naming -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -58,6 +64,19 @@ class GraphBuilder:
         n = self._counts.get(base, 0)
         self._counts[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
+
+    def subgraph(self, name: str) -> "GraphBuilder":
+        """A builder for a Scan/Loop body. It shares this graph's naming and constants: the body
+        reads constants (weights) from the outer scope."""
+        sub = GraphBuilder(name)
+        sub._scope = list(self._scope) + [name]
+        sub._counts = self._counts
+        sub.const = self.const  # constants live in the outermost graph
+        return sub
+
+    def to_graph(self) -> onnx.GraphProto:
+        """The body graph of a subgraph builder (see `subgraph`)."""
+        return helper.make_graph(self.nodes, self.name, self.inputs, self.outputs)
 
     # -- graph edges --------------------------------------------------------------------------
     def add_input(self, name: str, dtype: str, shape: Sequence[int | str | None]) -> str:
@@ -130,12 +149,49 @@ class GraphBuilder:
         return self.op("Cast", x, to=_DTYPES[dtype])
 
     # -- result -------------------------------------------------------------------------------
+    def live(self) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+        """The nodes and initializers the graph outputs depend on, in their original order.
+        Lowerings may emit values speculatively (a batch-major output that the next layer never
+        reads, index tensors a layer did not need): onnxruntime runs every node it is given, so
+        the dead ones are dropped here. Unused outputs of the recurrent ops become "" (optional
+        outputs in ONNX), so the op does not materialize them."""
+        needed = {o.name for o in self.outputs}
+        keep = []
+        for node in reversed(self.nodes):
+            if any(o in needed for o in node.output if o):
+                keep.append(node)
+                needed.update(_uses(node))
+        keep.reverse()
+        nodes = []
+        for node in keep:
+            if node.op_type in _OPTIONAL_OUTPUTS and any(o and o not in needed for o in node.output):
+                node = onnx.NodeProto.FromString(node.SerializeToString())
+                outs = [o if o in needed else "" for o in node.output]
+                while outs and not outs[-1]:
+                    outs.pop()
+                del node.output[:]
+                node.output.extend(outs)
+            nodes.append(node)
+        inits = [t for t in self.initializers if t.name in needed]
+        return nodes, inits
+
     def to_model(self) -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
+        nodes, inits = self.live()
+        graph = helper.make_graph(nodes, self.name, self.inputs, self.outputs, inits)
         model = helper.make_model(graph, producer_name=PRODUCER,
                                   opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8  # the newest every onnxruntime >= 1.14 reads
         return model
+
+
+def _uses(node: onnx.NodeProto) -> set[str]:
+    """Names a node reads: its inputs and, for Loop/If/Scan, what its subgraphs read."""
+    used = {i for i in node.input if i}
+    for a in node.attribute:
+        for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            for n in sub.node:
+                used |= _uses(n)
+    return used
 
 
 def finish(model: onnx.ModelProto) -> tuple[bytes, dict[str, list]]:

@@ -212,3 +212,33 @@ def test_stateful_chunks_equal_one_long_sequence():
         sess.reset_states()
         again = sess.run({"x": x[:, :3]})["r"]
         np.testing.assert_allclose(again, parts[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,acts", [("SimpleRNN", {"activation": "gelu"}),
+                                       ("LSTM", {"activation": "swish", "recurrent_activation": "relu6"}),
+                                       ("GRU", {"activation": "selu", "recurrent_activation": "softplus"}),
+                                       ("GRU", {"activation": "gelu", "reset_after": False})])
+@pytest.mark.parametrize("go_backwards,zero_output,return_sequences",
+                         [(False, False, True), (True, True, True), (False, True, False), (True, False, False)])
+def test_scan_fallback_matches_reference(kind, acts, go_backwards, zero_output, return_sequences):
+    # activations no native operator computes lower to an ONNX Scan with the same mask rule
+    layer = {"class_name": kind, "name": "r", "units": 3, "return_state": True, "go_backwards": go_backwards,
+             "zero_output_for_mask": zero_output, "return_sequences": return_sequences, **acts}
+    spec = token_spec(layer)
+    assert load_spec(spec).layers["r"].lowering().startswith("ONNX Scan loop")
+    ort_vs_reference(spec, {"t": tokens(MIXED)})
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_scan_fallback_bidirectional_with_initial_state(merge_mode, return_sequences):
+    spec = {"layers": [
+        {"class_name": "Input", "name": "t", "shape": [None], "dtype": "int32"},
+        *[{"class_name": "Input", "name": f"s{i}", "shape": [3]} for i in range(4)],
+        {"class_name": "Embedding", "name": "emb", "inputs": "t", "input_dim": 20, "output_dim": 4, "mask_zero": True},
+        {"class_name": "Bidirectional", "name": "b", "merge_mode": merge_mode, "initial_state": ["s0", "s1", "s2", "s3"],
+         "layer": {"class_name": "LSTM", "units": 3, "activation": "gelu", "return_sequences": return_sequences,
+                   "return_state": True}}]}
+    rng = np.random.default_rng(2)
+    ort_vs_reference(spec, {"t": tokens(MIXED), **{f"s{i}": rng.standard_normal((5, 3)).astype(np.float32)
+                                                    for i in range(4)}})

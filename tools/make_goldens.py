@@ -336,6 +336,19 @@ def define_cases():
             case(f"{k}_{tag}_seq", float_front(F) + [rnn(k, return_sequences=True, **a)], ["rnn"],
                  desc=f"{k} with {a}")
 
+    # --- activations no native ONNX operator computes (rnncompile's Scan fallback) -------------
+    for k in KINDS:
+        a = (dict(activation="gelu") if KINDS[k][0] == "SimpleRNN"
+             else dict(activation="gelu", recurrent_activation="softplus"))
+        case(f"{k}_scan_gelu_emb_mask_backwards_seq_state",
+             emb_front() + [rnn(k, return_sequences=True, return_state=True, go_backwards=True, **a)],
+             state_refs(k), desc=f"{k} with {a} (Scan fallback), masked, go_backwards")
+    case("bidi_gru_scan_selu_emb_mask_seq",
+         emb_front() + [L("Bidirectional", "bidi", merge_mode="concat",
+                          layer={"class_name": "GRU", "units": 3, "return_sequences": True,
+                                 "activation": "selu", "recurrent_activation": "relu6"})],
+         ["bidi"], desc="Bidirectional GRU with selu/relu6 (two Scan loops), masked")
+
     # --- single recurrent layers with masks ----------------------------------------------------
     for k in KINDS:
         case(f"{k}_emb_mask_seq", emb_front() + [rnn(k, return_sequences=True)], ["rnn"],

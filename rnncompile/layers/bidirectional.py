@@ -76,8 +76,6 @@ class Bidirectional(Layer):
         x = inner.sequence_input(inputs[:1])
         units = inner["units"]
         inner.check_states(inputs[1:], units)
-        if inner.native_blocker():
-            raise LayerError(f"cannot be lowered: {inner.native_blocker()}", "layer.activation")
         width = 2 * units if self["merge_mode"] == "concat" else units
         if inner["return_sequences"]:
             one = TensorType((x.shape[0], x.shape[1], units), "float32", x.masked)
@@ -105,7 +103,8 @@ class Bidirectional(Layer):
         return {f"{d}/{k}": v for d in ("forward", "backward") for k, v in inner.items()}
 
     def lowering(self):
-        return self.inner.lowering().replace("native ONNX ", "native ONNX bidirectional ")
+        return self.inner.lowering().replace("native ONNX ", "native ONNX bidirectional ").replace(
+            "ONNX Scan loop", "two ONNX Scan loops")
 
     def _split(self, weights):
         return ({k[8:]: v for k, v in weights.items() if k.startswith("forward/")},
@@ -144,12 +143,30 @@ class Bidirectional(Layer):
             return Tensor(v, m)
         return self._assemble(y_f, y_b, st_f + st_b, inputs[0].mask, wrap)
 
+    def _lower_scan(self, g, inputs, x, init, wf, wb):
+        """Two ONNX Scan loops (layers/scan.py), for cells no native operator computes."""
+        from .scan import emit_scan_rnn
+
+        n, rs = self.inner.n_states, self.inner["return_sequences"]
+        rf, rb = emit_scan_rnn(g, [self.forward, self.backward], [wf, wb], x.name, x.mask,
+                               [init[:n], init[n:]] if init else None, zero_output=rs, need_seq=rs)
+        types = self.output_types_
+
+        def wrap(v, m, i):
+            if isinstance(v, tuple):
+                v = _merge_onnx(g, self["merge_mode"], v[1], v[2])
+            return Sym(v, types[i] if i >= 0 else TensorType((None, self.inner["units"])), m)
+        y_f, y_b = (rf.seq, rb.seq) if rs else (rf.last, rb.last)
+        return self._assemble(y_f, y_b, rf.states + rb.states, inputs[0].mask, wrap)
+
     def lower(self, g, inputs, weights):
         x, init = without_mask(self, inputs[0]), [s.name for s in inputs[1:]]
         n = self.inner.n_states
         rs = self.inner["return_sequences"]
         mode = self["merge_mode"]
         wf, wb = self._split(weights)
+        if self.inner.native_blocker():
+            return self._lower_scan(g, inputs, x, init, wf, wb)
         rf, rb = emit_rnn(g, [self.forward, self.backward], [wf, wb], x.name, x.mask,
                           [init[:n], init[n:]] if init else None, zero_output=rs, need_seq=rs)
         types = self.output_types_

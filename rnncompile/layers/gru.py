@@ -58,6 +58,37 @@ class GRU(Recurrent):
             return h, [h]
         return step
 
+    def input_bias(self, w):
+        if not self["use_bias"]:
+            return None
+        return w["bias"][0] if self["reset_after"] else w["bias"]
+
+    def emit_cell(self, g, xw, states, w):
+        fa, fr = act.get(self["activation"]).emit, act.get(self["recurrent_activation"]).emit
+        (h,) = states
+        units = self["units"]
+        rk = w["recurrent_kernel"]
+        xz, xr, xh = g.op("Split", xw, axis=1, n_out=3)
+        if self["reset_after"]:
+            hr = g.op("MatMul", h, g.const(rk, "float32", name="recurrent_kernel"))
+            if self["use_bias"]:
+                hr = g.op("Add", hr, g.const(w["bias"][1], "float32", name="recurrent_bias"))
+            hz, hrr, hh = g.op("Split", hr, axis=1, n_out=3)
+            z = fr(g, g.op("Add", xz, hz))
+            r = fr(g, g.op("Add", xr, hrr))
+            cand = fa(g, g.op("Add", xh, g.op("Mul", r, hh)))
+        else:
+            hzr = g.op("MatMul", h, g.const(rk[:, :2 * units], "float32", name="recurrent_kernel_zr"))
+            hz, hrr = g.op("Split", hzr, axis=1, n_out=2)
+            z = fr(g, g.op("Add", xz, hz))
+            r = fr(g, g.op("Add", xr, hrr))
+            rh = g.op("MatMul", g.op("Mul", r, h), g.const(rk[:, 2 * units:], "float32",
+                                                          name="recurrent_kernel_h"))
+            cand = fa(g, g.op("Add", xh, rh))
+        # h' = z h + (1 - z) cand = cand + z (h - cand)
+        h = g.op("Add", cand, g.op("Mul", z, g.op("Sub", h, cand)))
+        return h, [h]
+
     def onnx_params(self, w):
         h3 = 3 * self["units"]
         if not self["use_bias"]:

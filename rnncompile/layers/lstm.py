@@ -45,6 +45,16 @@ class LSTM(Recurrent):
             return h, [h, c]
         return step
 
+    def emit_cell(self, g, xw, states, w):
+        fa, fr = act.get(self["activation"]).emit, act.get(self["recurrent_activation"]).emit
+        h, c = states
+        z = g.op("Add", xw, g.op("MatMul", h, g.const(w["recurrent_kernel"], "float32",
+                                                     name="recurrent_kernel")))
+        zi, zf, zc, zo = g.op("Split", z, axis=1, n_out=4)
+        c = g.op("Add", g.op("Mul", fr(g, zf), c), g.op("Mul", fr(g, zi), fa(g, zc)))
+        h = g.op("Mul", fr(g, zo), fa(g, c))
+        return h, [h, c]
+
     def onnx_params(self, w):
         h = self["units"]
         bias = _reorder(w["bias"]) if self["use_bias"] else np.zeros(4 * h, np.float32)

@@ -149,7 +149,9 @@ def time_major(g, x: str, mask: str | None) -> str:
     return g.op("Gather", g.op("Flatten", x, axis=2), plan.x_index, axis=0)
 
 
-def remember_time_major(g, out: str, tm: str, mask: str | None) -> None:
+def remember_time_major(g, out: str, tm: str | None, mask: str | None) -> None:
+    if tm is None:  # the Scan fallback has no time-major form to share
+        return
     g.memo.setdefault("time_major", {})[out] = (tm, mask)
 
 
@@ -269,6 +271,15 @@ class Recurrent(Layer):
         """(W [G*H, I], R [G*H, H], B [2*G*H]) for one direction."""
         raise NotImplementedError
 
+    def input_bias(self, w: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The bias added to x K (the input projection), Keras layout; None without bias."""
+        return w["bias"] if self["use_bias"] else None
+
+    def emit_cell(self, g, xw: str, states: list[str], w: dict[str, np.ndarray]) -> tuple[str, list[str]]:
+        """One step of the cell in plain ONNX ops, given xw = x K + input bias: (output, new
+        states). Used by the Scan fallback (layers/scan.py)."""
+        raise NotImplementedError
+
     def bias_shape(self) -> tuple[int, ...]:
         return (self.gates * self["units"],)
 
@@ -279,6 +290,13 @@ class Recurrent(Layer):
             problems.append(("initial_state", "a stateful layer carries its own state; "
                                               "initial_state cannot be combined with stateful=true"))
         return problems
+
+    def emitter(self):
+        """The lowering of the time loop: the native operator, or the Scan fallback."""
+        if self.native_blocker() is None:
+            return emit_rnn
+        from .scan import emit_scan_rnn
+        return emit_scan_rnn
 
     def native_blocker(self) -> str | None:
         """Why the native ONNX operator cannot compute this layer, or None."""
@@ -291,7 +309,7 @@ class Recurrent(Layer):
     def lowering(self) -> str:
         why = self.native_blocker()
         if why:
-            return f"not native: {why}"
+            return f"ONNX Scan loop, not native: {why} (slower; TensorRT cannot parse it)"
         notes = [a.note for a in map(act.get, self.cell_activations()) if a.rnn and a.note]
         base = f"native ONNX {self.onnx_op}"
         return base + (f" ({'; '.join(notes)})" if notes else "")
@@ -318,10 +336,6 @@ class Recurrent(Layer):
         x = self.sequence_input(inputs)
         units = self["units"]
         self.check_states(inputs[1:1 + len(self.config.get("initial_state") or [])], units)
-        if self.native_blocker():
-            raise LayerError(f"cannot be lowered: {self.native_blocker()}; "
-                             f"use an activation with a native ONNX RNN equivalent "
-                             f"({', '.join(n for n, a in act.ACTIVATIONS.items() if a.rnn)})", "activation")
         if self["return_sequences"]:
             out = TensorType((x.shape[0], x.shape[1], units), "float32", x.masked)
         else:
@@ -367,7 +381,7 @@ class Recurrent(Layer):
         if self["go_backwards"]:
             xn = g.flip(xn, 1)
             mn = g.flip(mn, 1) if mn else None
-        (r,) = emit_rnn(g, [self], [weights], xn, mn, [init] if init else None,
+        (r,) = self.emitter()(g, [self], [weights], xn, mn, [init] if init else None,
                         self["zero_output_for_mask"], need_seq=self["return_sequences"])
         if self["return_sequences"]:
             remember_time_major(g, r.seq, r.tm, mn)

@@ -30,6 +30,11 @@ class SimpleRNN(Recurrent):
             return h, [h]
         return step
 
+    def emit_cell(self, g, xw, states, w):
+        r = g.const(w["recurrent_kernel"], "float32", name="recurrent_kernel")
+        h = act.get(self["activation"]).emit(g, g.op("Add", xw, g.op("MatMul", states[0], r)))
+        return h, [h]
+
     def onnx_params(self, w):
         h = self["units"]
         bias = w["bias"] if self["use_bias"] else np.zeros(h, np.float32)
