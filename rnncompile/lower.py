@@ -46,9 +46,11 @@ def input_dims(model: Model) -> dict[str, list]:
     return dims
 
 
-def lower(model: Model, expose_layers: bool = False) -> Lowered:
+def lower(model: Model, expose_layers: bool = False, stop_after: str | None = None) -> Lowered:
     """Lower `model` to ONNX. `expose_layers=True` gives a debug graph that also outputs every
-    layer's outputs and masks (see `Lowered.layer_outputs`); the normal build never uses it."""
+    layer's outputs and masks (see `Lowered.layer_outputs`); the normal build never uses it.
+    `stop_after=<layer>`: a debug graph of the layers up to that one only, all exposed, without
+    the model's outputs (to find the first layer whose lowering breaks)."""
     g = GraphBuilder(model.name)
     syms: dict[str, list[Sym]] = {}
     dims = input_dims(model)
@@ -78,18 +80,47 @@ def lower(model: Model, expose_layers: bool = False) -> Lowered:
                                          where=where)
         syms[layer.name] = outs[:n]
         state_outputs += [(s, o) for s, o in zip(carried, outs[n:])]
+        if layer.name == stop_after:
+            break
 
-    for ref in model.outputs:
-        sym = syms[ref.layer][ref.index]
-        name = model.output_name(ref)
-        g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
-    for s, o in state_outputs:
-        g.add_output(o.name, s.output_name, "float32", ["batch", *s.shape])
-    exposed = _expose(g, model, syms) if expose_layers else {}
+    if stop_after is None:
+        for ref in model.outputs:
+            sym = syms[ref.layer][ref.index]
+            name = model.output_name(ref)
+            g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
+        for s, o in state_outputs:
+            g.add_output(o.name, s.output_name, "float32", ["batch", *s.shape])
+    exposed = _expose(g, model, syms) if (expose_layers or stop_after is not None) else {}
 
-    model_bytes, shapes = finish(g.to_model())
+    try:
+        model_bytes, shapes = finish(g.to_model())
+    except Exception as e:  # the ONNX checker or shape inference refused the graph
+        if stop_after is None:
+            _blame_invalid_graph(model)
+            raise
+        raise _InvalidGraph(e) from e
     _check_shapes(model, syms, shapes)
     return Lowered(model_bytes, describe(model_bytes), exposed)
+
+
+class _InvalidGraph(Exception):
+    """A prefix graph (`stop_after`) that the ONNX checker or shape inference refused."""
+
+
+def _blame_invalid_graph(model: Model) -> None:
+    """The graph does not check (a layer fed a tensor its lowering cannot take, usually because an
+    upstream lowering broke its shape rule): lower growing prefixes of the model until one fails,
+    and raise LayerContractError naming that layer (or its shape rule's disagreement)."""
+    for layer in model.layers.values():
+        if getattr(layer, "is_model_input", False):
+            continue
+        try:
+            lower(model, stop_after=layer.name)
+        except _InvalidGraph as e:
+            text = str(e.__cause__).strip().splitlines()
+            raise LayerContractError(f"lowering gives an ONNX graph that does not check: "
+                                     f"{text[0] if text else type(e).__name__}",
+                                     where=f"layer {layer.name!r} ({layer.class_name})") from None
 
 
 def _expose(g: GraphBuilder, model: Model, syms: dict[str, list[Sym]]) -> dict:
@@ -97,7 +128,7 @@ def _expose(g: GraphBuilder, model: Model, syms: dict[str, list[Sym]]) -> dict:
     all symbolic, so a shape rule that disagrees cannot stop the debug graph from building."""
     exposed = {}
     for layer in model.layers.values():
-        if getattr(layer, "is_model_input", False):
+        if getattr(layer, "is_model_input", False) or layer.name not in syms:
             continue
         pairs = []
         for i, sym in enumerate(syms[layer.name]):
@@ -121,7 +152,7 @@ def _check_shapes(model: Model, syms: dict[str, list[Sym]], shapes: dict[str, li
     """ONNX shape inference must agree with each layer's shape rule (rank, and static sizes), and
     a mask must be [batch, time]."""
     for layer in model.layers.values():
-        for i, sym in enumerate(syms[layer.name]):
+        for i, sym in enumerate(syms.get(layer.name, [])):
             where = f"layer {layer.name!r} ({layer.class_name})"
             rule = layer.output_types_[i]  # the rule itself, not the type the lowering claims
             got = shapes.get(sym.name)

@@ -334,8 +334,9 @@ def localize(model: Model, report: Report, seed: int = 0, threads: int | None = 
     every layer's outputs next to the reference's per-layer values, and name the first layer whose
     lowering disagrees with its own reference (values, mask, or run-time shape). Layers are checked
     in model order, so every layer upstream of the one named agrees within tolerance: the error
-    starts there. None when every layer agrees within tolerance (the error then only builds up
-    across layers) or when the debug graph cannot run."""
+    starts there. When the debug graph fails to run, graphs of growing prefixes of the model find
+    the first layer that fails or disagrees. None when every layer agrees within tolerance (the
+    error then only builds up across layers)."""
     from .lower import lower
     from .reference import run_reference
     from .runtime import OnnxRuntimeRunner
@@ -346,11 +347,8 @@ def localize(model: Model, report: Report, seed: int = 0, threads: int | None = 
     cases, _ = make_cases(model, seed)
     cases = [c for c in cases if c.name in failed]
     tol = TOLERANCES[report.precision]
-    try:
-        debug = lower(model, expose_layers=True)
-        runner = OnnxRuntimeRunner(debug.model_bytes, threads=threads)
-    except RnnCompileError:
-        return None
+    debug = lower(model, expose_layers=True)
+    runner = OnnxRuntimeRunner(debug.model_bytes, threads=threads)
     for case in cases:
         states: dict[str, np.ndarray] = {}
         for k, feeds in enumerate(case.chunks):
@@ -361,17 +359,44 @@ def localize(model: Model, report: Report, seed: int = 0, threads: int | None = 
             try:
                 _, new_states = run_reference(model, dict(feeds), {s.input_name: full[s.input_name]
                                                                    for s in model.states}, trace=trace)
-                got = runner.run(full)
             except LayerContractError:
                 raise
             except RnnCompileError:
                 continue
             name = case.name if len(case.chunks) == 1 else f"{case.name} chunk {k}"
-            problem = _first_disagreement(model, trace, got, debug.layer_outputs, tol, name)
+            try:
+                got = runner.run(full)
+            except RnnCompileError:
+                problem = _localize_by_prefixes(model, trace, full, tol, name, threads)
+            else:
+                problem = _first_disagreement(model, trace, got, debug.layer_outputs, tol, name)
             if problem is not None:
                 return problem
             # later chunks start from the reference's states, so each chunk is judged on its own
             states = {n: v.astype(np.float32) for n, v in new_states.items()}
+    return None
+
+
+def _localize_by_prefixes(model: Model, trace: dict, feeds: dict, tol: Tolerance, case: str,
+                          threads: int | None) -> Problem | None:
+    """The full debug graph fails at run time: run the layers up to each one in turn."""
+    from .lower import lower
+    from .runtime import OnnxRuntimeRunner
+
+    for layer in model.layers.values():
+        if getattr(layer, "is_model_input", False):
+            continue
+        prefix = lower(model, stop_after=layer.name)
+        runner = OnnxRuntimeRunner(prefix.model_bytes, threads=threads)
+        wanted = {i["name"] for i in prefix.io["inputs"]}
+        try:
+            got = runner.run({k: v for k, v in feeds.items() if k in wanted})
+        except RnnCompileError as e:
+            return Problem(f"layer {layer.name!r} ({layer.class_name})",
+                           f"lowering fails at run time (case {case}): {e.problems[0].message}")
+        problem = _first_disagreement(model, trace, got, prefix.layer_outputs, tol, case)
+        if problem is not None:
+            return problem
     return None
 
 

@@ -82,15 +82,15 @@ class AttentionPooling1D(Layer):
         data = np.asarray(x.data, np.float64)                       # [B, T, F]
         keep = valid_steps(x)                                       # [B, T], all True if unmasked
         kernel = weights["kernel"].astype(np.float64)
-        h = weights["bias"].astype(np.float64) if self["use_bias"] else 0.0
-        for k in range(data.shape[2]):
-            h = h + data[:, :, k:k + 1] * kernel[k]                 # x @ kernel + bias: [B, T, U]
-        h = np.tanh(h)
         v = weights["score_kernel"].astype(np.float64)[:, 0]
-        score = np.zeros(data.shape[:2])
-        for u in range(h.shape[2]):
-            score = score + h[:, :, u] * v[u]                       # [B, T]
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):         # padded steps may hold inf/NaN
+            h = weights["bias"].astype(np.float64) if self["use_bias"] else 0.0
+            for k in range(data.shape[2]):
+                h = h + data[:, :, k:k + 1] * kernel[k]             # x @ kernel + bias: [B, T, U]
+            h = np.tanh(h)
+            score = np.zeros(data.shape[:2])
+            for u in range(h.shape[2]):
+                score = score + h[:, :, u] * v[u]                   # [B, T]
             masked_score = np.where(keep, score, -np.inf)           # masked steps: -inf
             mx = masked_score.max(axis=1, keepdims=True)            # -inf on a fully masked row
             shift = np.where(np.isinf(mx), 0.0, mx)
