@@ -43,6 +43,11 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
                     pass
                 else:
                     raise RunError(f"expected integer token ids, got {arr.dtype}", where=f"input {name!r}")
+            lim = np.iinfo(spec["dtype"])
+            if arr.size and (arr.min() < lim.min or arr.max() > lim.max):
+                bad = arr.min() if arr.min() < lim.min else arr.max()
+                raise RunError(f"value {bad} does not fit the input's {spec['dtype']}",
+                               where=f"input {name!r}")
         elif arr.dtype.kind not in "fiu":
             raise RunError(f"expected numbers, got {arr.dtype}", where=f"input {name!r}")
         out[name] = arr.astype(spec["dtype"])

@@ -49,9 +49,13 @@ def read_npz(path: str | Path, what: str = "weights file") -> dict[str, np.ndarr
                     if dtype.hasobject or dtype.kind not in _ALLOWED_KINDS:
                         raise ModelFileError(f"holds {dtype} data (Python objects are never unpickled; "
                                              f"expected a numeric array)", where=where)
-                    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
                     if expected > MAX_MEMBER_BYTES:
                         raise ModelFileError(f"array header claims {expected} bytes", where=where)
+                    held = info.file_size - f.tell()
+                    if expected > held:
+                        raise ModelFileError(f"array header claims {expected} bytes but the member "
+                                             f"holds {max(held, 0)}", where=where)
                 with zf.open(info) as f:
                     arr = np.lib.format.read_array(f, allow_pickle=False)
             except ModelFileError:

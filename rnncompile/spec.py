@@ -19,10 +19,13 @@ from . import layers as _builtin_layers  # noqa: F401  (registers the built-in k
 from .errors import ModelFileError, Problem, SpecError
 from .layer import REGISTRY, Layer, LayerError, Ref, TensorType
 from .npz import read_npz
-from .schema import layer_schema, spec_schema, validate
+from .schema import REF_PATTERN, layer_schema, spec_schema, validate
 
 #: Refuse models whose weights alone would take more than this (before allocating anything).
 MAX_PARAMETERS = 1 << 28  # 268M parameters, 1 GiB of float32
+#: Refuse a layer output whose fixed sizes alone make one sample larger than this (verification
+#: and the reference would allocate batch x this many float64 values).
+MAX_SAMPLE_VALUES = 1 << 24  # 16M values, 64 MiB of float32 per sample
 
 
 @dataclass
@@ -110,7 +113,8 @@ def make_inner_layer(config: Any, name: str, path: str, base: type) -> Layer:
     """Validate and build a layer that lives inside another (Bidirectional's `layer`)."""
     if not isinstance(config, dict):
         raise SpecError([Problem(path, f"expected a layer object, found {type(config).__name__}")])
-    cls = REGISTRY.get(config.get("class_name"))
+    kind = config.get("class_name")
+    cls = REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None or not issubclass(cls, base):
         ok = sorted(k for k, c in REGISTRY.items() if issubclass(c, base))
         raise SpecError([Problem(f"{path}.class_name",
@@ -212,10 +216,11 @@ class _Builder:
         prev: str | None = None
         for i, cfg in enumerate(self.spec["layers"]):
             path = f"$.layers[{i}]"
-            cls = REGISTRY.get(cfg.get("class_name"))
+            kind = cfg.get("class_name")
+            cls = REGISTRY.get(kind) if isinstance(kind, str) else None
             if cls is None:
-                self.fail(f"{path}.class_name", f"unknown layer kind {cfg.get('class_name')!r}; "
-                                                f"expected one of: {', '.join(sorted(REGISTRY))}")
+                what = "required field missing" if "class_name" not in cfg else f"unknown layer kind {kind!r}"
+                self.fail(f"{path}.class_name", f"{what}; expected one of: {', '.join(sorted(REGISTRY))}")
                 prev = cfg.get("name") if isinstance(cfg.get("name"), str) else None
                 continue
             errs = validate(cfg, layer_schema(cls), path, cls.class_name)
@@ -265,6 +270,9 @@ class _Builder:
             prev = name
 
     def _resolve(self, text: str, where: str) -> Ref:
+        if not isinstance(text, str) or not re.match(REF_PATTERN, text):
+            self.fail(where, f"expected a reference `layer` or `layer:k`, found {text!r}")
+            return Ref("", 0)
         ref = _parse_ref(text)
         if ref.layer not in self.layers:
             self.fail(where, f"unknown layer {ref.layer!r} (a layer can only use layers defined before it)")
@@ -298,6 +306,12 @@ class _Builder:
                     raise LayerError(f"layer kind {layer.class_name} declares "
                                      f"{len(layer.output_names())} output names for "
                                      f"{len(layer.output_types_)} outputs")
+                for t in layer.output_types_:
+                    size = int(np.prod([d for d in t.shape[1:] if d is not None], dtype=object))
+                    if size > MAX_SAMPLE_VALUES:
+                        raise LayerError(f"output {t} holds {size} values per sample; the limit is "
+                                         f"{MAX_SAMPLE_VALUES} (fixed sizes this large would exhaust "
+                                         f"memory)")
             except LayerError as e:
                 where = f"{layer.path}.{e.field}" if e.field else layer.path
                 self.fail(where, f"{layer.class_name} {layer.name!r} {e.message}")
