@@ -563,3 +563,51 @@ def test_localization_blames_nobody_in_correct_models():
             for o in case.outputs:
                 o.passed = False
         assert localize(model, report) is None, source
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/custom_layers.md stays true: its code is the plugin's code, and its test snippet passes.
+
+DOC = ROOT / "docs" / "custom_layers.md"
+
+
+def _python_blocks(text):
+    blocks, inside, cur = [], False, []
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if inside:
+                blocks.append("\n".join(cur))
+            inside, cur = (not inside and line.strip() == "```python"), []
+            continue
+        if inside:
+            cur.append(line)
+    return blocks
+
+
+def _code_lines(text):
+    out = []
+    for line in text.splitlines():
+        code = line.split("  #")[0].strip() if not line.strip().startswith("#") else ""
+        if code and code != "...":
+            out.append(code)
+    return out
+
+
+def test_docs_code_is_the_plugin_code_and_the_testing_snippet_passes(tmp_path, monkeypatch):
+    blocks = _python_blocks(DOC.read_text())
+    plugin_lines = set(_code_lines(PLUGIN_FILE.read_text()))
+    layer_blocks = [b for b in blocks if "RMSNorm" in b or "StatsPooling" in b or "def " in b]
+    walkthrough = [b for b in layer_blocks if "def test_" not in b and "class SequenceMask" not in b]
+    assert len(walkthrough) >= 5
+    for block in walkthrough:
+        missing = [l for l in _code_lines(block) if l not in plugin_lines]
+        assert not missing, missing
+    mask_ops = set(_code_lines((ROOT / "rnncompile" / "layers" / "mask_ops.py").read_text()))
+    seq = next(b for b in blocks if "class SequenceMask" in b)
+    assert [l for l in _code_lines(seq) if l not in mask_ops] == []
+
+    snippet = next(b for b in blocks if "def test_rmsnorm" in b)
+    monkeypatch.syspath_prepend(str(PLUGIN_DIR))
+    namespace = {}
+    exec(compile(snippet, str(DOC), "exec"), namespace)
+    namespace["test_rmsnorm"](tmp_path)
