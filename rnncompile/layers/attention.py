@@ -19,15 +19,17 @@ exactly, whatever the padded steps hold:
     exactly 0 (not merely tiny);
   * in the weighted sum, a masked step contributes an exact 0 (`Where`), so even NaN or inf in a
     padded step cannot leak in.
-Hence adding padding on the right or the left changes nothing: the valid steps get the same
-weights, and the padded ones add exact zeros.
+and the sums over time accumulate strictly in time order (CumSum in ONNX, a step-by-step loop in
+the reference), so the exact zeros of padded steps leave every partial sum unchanged. Hence adding
+padding on the right or the left changes not a single bit of the output.
 
 A fully masked row (no valid step) is defined: every weight is 0 and the output is the zero
 vector (the softmax denominator 0 is replaced by 1; no 0/0 NaN). `defined_for_empty_rows` stays
 True, so verification also feeds fully masked rows.
 
 With `return_attention_scores` (Keras's name for the same option of its attention layers), a
-second output `attention_scores` [batch, time] holds the weights (0 on masked steps).
+second output `scores` (spec reference `<layer>:1`, ONNX output `<layer>_scores`) [batch, time]
+holds the weights (0 on masked steps).
 """
 from __future__ import annotations
 
