@@ -847,6 +847,11 @@ class _Converter:
                 continue
             out_refs.append(self.tensors[t].ref)
         self.outputs = out_refs
+        if not any(self._stateful(m) for m in self.nodes.values() if not m.is_op):
+            # A fixed batch only matters to stateful layers; keep the batch axis dynamic otherwise.
+            for l in self.layers:
+                if l["class_name"] == "Input":
+                    l.pop("batch_size", None)
         self._check_inputs(input_nodes)
 
     def _check_inputs(self, input_nodes: list[_Node]) -> None:
@@ -878,11 +883,18 @@ class _Converter:
         name = n.layer if n.index == 0 else f"{n.layer}.{n.index}"
         try:
             conv = _CONVERTERS.get(n.cls)
+            if conv is None and n.cls in ("Sequential", "Functional", "Model"):
+                raise _Refused("nested models (a model used as a layer of another) are not supported; "
+                               "rebuild the outer model from the inner model's layers before saving")
             if conv is None:
                 raise _Refused(_unsupported_class_message(n.cls))
             spec_cfg, plan, n_out, mask_rule = conv(self, n)
         except _Refused as r:
             self.fail(str(r), n.layer, n.cls)
+            return
+        if n.index > 0 and self._stateful(n):
+            self.fail("a stateful layer called more than once shares one state in Keras; rnncompile "
+                      "cannot express that", n.layer, n.cls)
             return
         if n.cls == "InputLayer":
             self.layers.append({"class_name": "Input", "name": name, **spec_cfg})

@@ -184,6 +184,7 @@ def _reference_error(spec, weights, name):
     ("encdec_explicit_mask", "decoder", False),       # mask= given explicitly
     ("initial_state_none", "gru", False),             # initial_state=None: one tensor, masked
     ("bidi_encdec_initial_state", "dec", False),
+    ("bidi_mask_dropped", "bidi", True),
 ])
 def test_ignore_mask_where_keras_drops_the_mask(name, layer, ignored):
     """Keras 3 passes no mask to a layer called with initial_state tensors and no mask=; the
@@ -202,6 +203,33 @@ def test_shared_layer_becomes_a_copy_per_call():
     names = [l["name"] for l in spec["layers"]]
     assert "shared_emb" in names and "shared_emb.1" in names
     np.testing.assert_array_equal(weights["shared_emb/embeddings"], weights["shared_emb.1/embeddings"])
+
+
+@pytest.mark.parametrize("name", ["sequential_pooling", "bidi_encdec_initial_state", "multi_io"])
+def test_weights_found_without_layer_name_attributes(tmp_path, name):
+    """Older Keras 3 files do not name the groups of model.weights.h5: the importer then follows
+    Keras's own path scheme (snake_case class names, numbered in layer order)."""
+    def strip(f):
+        def rm(_, obj):
+            if "name" in obj.attrs:
+                del obj.attrs["name"]
+        f.visititems(rm)
+    p = _rewrite_keras(MODELS / f"{name}.keras", tmp_path / f"{name}.keras", weights_edit=strip)
+    with h5py.File(io.BytesIO(zipfile.ZipFile(p).read("model.weights.h5")), "r") as f:
+        assert "name" not in f["layers"][next(iter(f["layers"]))]["vars"].attrs
+    s1, w1 = import_keras(MODELS / f"{name}.keras")
+    s2, w2 = import_keras(p)
+    assert s1 == s2 and w1.keys() == w2.keys()
+    for k in w1:
+        np.testing.assert_array_equal(w1[k], w2[k])
+
+
+def test_batch_axis_stays_dynamic_unless_stateful():
+    spec, _ = import_keras(MODELS / "stateful_lstm.keras")
+    assert spec["layers"][0]["batch_size"] == 2
+    for _, f in CASES:
+        if "stateful" not in f:
+            assert all("batch_size" not in l for l in import_keras(MODELS / f)[0]["layers"]), f
 
 
 def test_write_spec_round_trip(tmp_path):
@@ -275,6 +303,14 @@ def test_refuses_lambda_layer():
 
 def test_refuses_custom_layer_class():
     _refused(MODELS / "refuse_custom.keras", "'scale'", "Scale", "custom", kind=SpecError)
+
+
+def test_refuses_nested_model():
+    _refused(MODELS / "refuse_nested.keras", "'inner'", "Sequential", "nested models", kind=SpecError)
+
+
+def test_refuses_reused_stateful_layer():
+    _refused(MODELS / "refuse_reused_stateful.keras", "'st'", "LSTM", "stateful", kind=SpecError)
 
 
 def test_refuses_custom_module(tmp_path):

@@ -247,6 +247,22 @@ def _(rng):
     return keras.Model(tok, y, name="mask_dropped_after_rnn"), [token_batch(rng)]
 
 
+@fixture("bidi_mask_dropped")
+def _(rng):
+    """Bidirectional(GRU) called with initial_state tensors and no mask=: Keras 3 runs both
+    directions unmasked over the Masking layer's padding."""
+    x = keras.Input((None, 3), name="x")
+    ctx = keras.Input((2,), name="ctx")
+    h = layers.Masking(name="mask")(x)
+    hf = layers.Dense(3, activation="tanh", name="h_fwd")(ctx)
+    hb = layers.Dense(3, activation="tanh", name="h_bwd")(ctx)
+    y = layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="concat", name="bidi")(
+        h, initial_state=[hf, hb])
+    y = layers.GlobalAveragePooling1D(name="pool")(y)
+    return keras.Model([x, ctx], y, name="bidi_mask_dropped"), \
+        [feature_batch(rng, empty_row=False), rng.normal(size=(5, 2)).astype("float32")]
+
+
 @fixture("scan_cells")
 def _(rng):
     """Cell activations with no native ONNX RNN form (rnncompile's Scan lowering): SimpleRNN
@@ -561,6 +577,16 @@ def refusal_models(out: Path) -> dict:
     m.save(out / "refuse_custom.keras")
     made["refuse_custom"] = {"files": ["refuse_custom.keras"], "calls": 0,
                              "refused": "scale", "note": "a registered custom layer class"}
+    inner = keras.Sequential([keras.Input((None, 3)), layers.LSTM(3, return_sequences=True)], name="inner")
+    x = keras.Input((None, 3), name="x")
+    keras.Model(x, layers.Dense(2, name="d")(inner(x)), name="nested").save(out / "refuse_nested.keras")
+    made["refuse_nested"] = {"files": ["refuse_nested.keras"], "calls": 0,
+                             "refused": "inner", "note": "a model used as a layer"}
+    x = keras.Input(batch_shape=(2, None, 3), name="x")
+    st = layers.LSTM(3, stateful=True, return_sequences=True, name="st")
+    keras.Model(x, st(st(x)), name="reuse_stateful").save(out / "refuse_reused_stateful.keras")
+    made["refuse_reused_stateful"] = {"files": ["refuse_reused_stateful.keras"], "calls": 0,
+                                      "refused": "st", "note": "a stateful layer called twice"}
     return made
 
 
