@@ -186,5 +186,55 @@ def import_(source, out_path):
     click.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
+def _int_list(ctx, param, value):
+    try:
+        items = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not items or any(i < 1 for i in items):
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return items
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--batch", "batches", default="1,32", show_default=True, callback=_int_list,
+              help="Batch sizes, comma-separated.")
+@click.option("--steps", default="100", show_default=True, callback=_int_list,
+              help="Sequence lengths, comma-separated (ignored when the model fixes its time axis).")
+@click.option("--threads", default="1", show_default=True, callback=_int_list,
+              help="onnxruntime intra-op thread counts, comma-separated.")
+@click.option("--pattern", "patterns", default="none,left", show_default=True,
+              help="Padding patterns for masked inputs: none, left, right, gaps (random amount per "
+                   "row), left:F / right:F (fraction F of every row), comma-separated.")
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1),
+              help="Timed calls per configuration (after --warmup untimed ones).")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, help="Seed of the benchmark inputs.")
+@click.option("--no-process", is_flag=True,
+              help="Skip timing `rnncompile build` and `rnncompile run` in fresh processes.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the full result as JSON to this file ('-' for stdout only).")
+@command
+def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_process, json_path):
+    """Benchmark a built model on onnxruntime: latency (median, p90), throughput, matmul FLOPs
+    and fraction of the machine's fp32 matmul peak (measured in the same run), plus compile time
+    and peak memory of `rnncompile build` and `rnncompile run`."""
+    from .bench import bench_dir, render
+
+    plugins = click.get_current_context().params.get("plugins", ())
+    result = bench_dir(out_dir, batches=batches, steps=steps, threads=threads,
+                       patterns=[p.strip() for p in patterns.split(",") if p.strip()], runs=runs,
+                       warmup=warmup, seed=seed, processes=not no_process, plugins=tuple(plugins))
+    data = json.dumps(result.to_dict(), indent=2)
+    if json_path is not None and str(json_path) == "-":
+        click.echo(data)
+        return
+    click.echo(render(result))
+    if json_path is not None:
+        json_path.write_text(data + "\n")
+        click.echo(f"wrote {json_path}")
+
+
 if __name__ == "__main__":
     main()

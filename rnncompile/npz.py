@@ -2,7 +2,10 @@
 from the zip directory before anything is decompressed."""
 from __future__ import annotations
 
+import lzma
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,10 @@ MAX_MEMBER_BYTES = 4 << 30
 MAX_TOTAL_BYTES = 8 << 30
 MAX_MEMBERS = 100_000
 _ALLOWED_KINDS = "biuf"  # bool, int, uint, float
+#: What zipfile, zlib and numpy's .npy header parser raise on damaged data (found by fuzzing:
+#: corrupt deflate streams, unknown compression methods, the encryption flag, garbled headers).
+_DAMAGED = (zipfile.BadZipFile, OSError, EOFError, ValueError, TypeError, KeyError, zlib.error,
+            lzma.LZMAError, NotImplementedError, RuntimeError, OverflowError, struct.error)
 
 
 def read_npz(path: str | Path, what: str = "weights file") -> dict[str, np.ndarray]:
@@ -21,7 +28,7 @@ def read_npz(path: str | Path, what: str = "weights file") -> dict[str, np.ndarr
         raise ModelFileError(f"{what} not found", where=str(path))
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except _DAMAGED as e:
         raise ModelFileError(f"not a valid .npz (zip) file: {e}", where=str(path)) from None
     arrays: dict[str, np.ndarray] = {}
     with zf:
@@ -60,7 +67,7 @@ def read_npz(path: str | Path, what: str = "weights file") -> dict[str, np.ndarr
                     arr = np.lib.format.read_array(f, allow_pickle=False)
             except ModelFileError:
                 raise
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            except _DAMAGED as e:
                 raise ModelFileError(f"damaged array: {e}", where=where) from None
             arrays[name[:-4]] = arr
     return arrays

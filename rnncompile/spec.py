@@ -359,7 +359,15 @@ class _Builder:
         expected: dict[str, tuple[int, ...]] = {}
         for layer in self.layers.values():
             for k, shape in layer.weight_shapes(layer.input_types).items():
+                if any(not isinstance(d, (int, np.integer)) for d in shape):
+                    self.fail(layer.path, f"{layer.class_name} {layer.name!r} weight {k!r} would have "
+                                          f"shape {tuple(shape)}: its input "
+                                          f"{', '.join(map(str, layer.input_types))} needs a fixed "
+                                          f"size (not null) on the axes its weights depend on")
+                    continue
                 expected[f"{layer.name}/{k}"] = tuple(int(d) for d in shape)
+        if self.problems:
+            return {}
         total = sum(int(np.prod(s, dtype=np.int64)) for s in expected.values())
         if total > MAX_PARAMETERS:
             self.fail("$.layers", f"the model has {total} parameters; the limit is {MAX_PARAMETERS}")
