@@ -236,5 +236,33 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
         click.echo(f"wrote {json_path}")
 
 
+@main.command()
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the full report (every case) as JSON to this file.")
+@click.option("--examples", default=100, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Number of generated specs in the 'generated' suite.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1),
+              help="Seed of the generated specs and their inputs.")
+@click.option("--goldens", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of Keras golden cases (default: tests/goldens of the source tree).")
+@click.option("--suite", "suites", multiple=True, type=click.Choice(["onnx", "goldens", "generated"]),
+              help="Run only this suite. Repeatable. Default: all.")
+@click.option("-v", "--verbose", is_flag=True, help="List every case, passed ones included.")
+@command
+def conformance(report_path, examples, seed, goldens, suites, verbose):
+    """Run the conformance suites (ONNX operator cases, Keras goldens, generated specs) and print
+    per-suite counts and the worst error. Exit 0 when nothing failed, 1 when a case failed."""
+    from .conformance import render, run_conformance, write_report
+    from .errors import VerificationError
+
+    report = run_conformance(examples=examples, seed=seed, goldens=goldens, suites=suites)
+    click.echo(render(report, verbose=verbose))
+    if report_path is not None:
+        write_report(report, report_path)
+        click.echo(f"wrote {report_path}")
+    if not report.passed:
+        raise VerificationError(f"{report.failed} conformance case(s) failed", where="conformance")
+
+
 if __name__ == "__main__":
     main()

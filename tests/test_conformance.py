@@ -1,0 +1,171 @@
+"""`rnncompile conformance`: the three suites, the table and the JSON report, exit codes."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnncompile import conformance as conf
+from rnncompile.cli import main
+from rnncompile.verify import Tolerance
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDENS = ROOT / "tests" / "goldens"
+HAVE_GOLDENS = any(GOLDENS.glob("*/spec.json"))
+
+
+def cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    text = r.output + (r.stderr or "")
+    assert "Traceback" not in text and "internal error" not in text, text
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_onnx_suite_runs_every_lstm_gru_rnn_case():
+    suite = conf.run_onnx_suite()
+    names = [c.name for c in suite.cases]
+    assert len(names) == len(set(names)) >= 18
+    for op in ("LSTM", "GRU", "RNN"):
+        assert sum(n.startswith(op + ":") for n in names) >= 6
+    assert suite.count("failed") == 0, [(c.name, c.detail) for c in suite.cases if c.status == "failed"]
+    # layout=1 cases are listed as unsupported by the runtime, not hidden
+    unsupported = {c.name for c in suite.cases if c.status == "unsupported"}
+    assert unsupported == {"LSTM: test_lstm_batchwise", "GRU: test_gru_batchwise",
+                           "RNN: test_simple_rnn_batchwise"}
+    assert all("layout=1" in c.detail for c in suite.cases if c.status == "unsupported")
+    passed = [c for c in suite.cases if c.status == "passed"]
+    assert len(passed) >= 15 and all(c.max_abs_error <= 1e-5 for c in passed)
+
+
+def test_onnx_cases_do_not_disturb_onnx_own_collection():
+    import onnx.backend.test.case.node as node
+
+    before = list(node._NodeTestCases)
+    conf.onnx_node_cases()
+    conf.onnx_node_cases()  # twice: no "name already used" error
+    assert list(node._NodeTestCases) == before
+
+
+@pytest.mark.skipif(not HAVE_GOLDENS, reason="tests/goldens not present")
+def test_goldens_suite_matches_keras():
+    suite = conf.run_goldens_suite()
+    assert len(suite.cases) >= 50
+    failed = [(c.name, c.detail) for c in suite.cases if c.status == "failed"]
+    assert not failed, failed
+    c = suite.cases[0]
+    assert set(c.errors) == {"reference vs keras", "onnxruntime vs keras"}
+
+
+def test_goldens_found_from_the_source_tree():
+    if HAVE_GOLDENS:
+        assert conf.find_goldens() == GOLDENS
+
+
+def test_goldens_absent_is_a_note_not_a_failure(monkeypatch):
+    """An installed wheel has no tests/goldens: the suite is empty and says why."""
+    monkeypatch.setattr(conf, "find_goldens", lambda: None)
+    suite = conf.run_goldens_suite()
+    assert suite.cases == [] and suite.passed
+    assert "not found" in suite.notes[0] and "--goldens" in suite.notes[0]
+
+
+def test_goldens_dir_given_but_missing_is_bad_input(tmp_path):
+    rc, out, err = cli("conformance", "--suite", "goldens", "--goldens", tmp_path / "nope")
+    assert rc == 2
+    assert "goldens directory not found" in err and "nope" in err
+
+
+def test_empty_goldens_dir(tmp_path):
+    suite = conf.run_goldens_suite(tmp_path)
+    assert suite.cases == [] and "no golden cases" in suite.notes[0]
+
+
+@pytest.mark.skipif(not HAVE_GOLDENS, reason="tests/goldens not present")
+def test_damaged_golden_case_fails_cleanly_and_others_still_run(tmp_path):
+    root = tmp_path / "goldens"
+    for name in ("lstm_seq", "gru_last"):
+        shutil.copytree(GOLDENS / name, root / name)
+    (root / "gru_last" / "io.npz").write_bytes(b"PK\x03\x04 damaged")
+    shutil.copytree(GOLDENS / "lstm_seq", root / "lstm_wrong")
+    with np.load(root / "lstm_wrong" / "io.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(k for k in arrays if "/out/" in k)
+    arrays[key] = arrays[key] + 0.01  # Keras "said" something else
+    np.savez(root / "lstm_wrong" / "io.npz", **arrays)
+    suite = conf.run_goldens_suite(root)
+    status = {c.name: c for c in suite.cases}
+    assert status["lstm_seq"].status == "passed"
+    assert status["gru_last"].status == "failed" and "not a valid .npz" in status["gru_last"].detail
+    assert status["lstm_wrong"].status == "failed"
+    assert status["lstm_wrong"].max_abs_error == pytest.approx(0.01, rel=1e-3)
+    assert "reference vs keras" in status["lstm_wrong"].detail
+    rc, out, err = cli("conformance", "--suite", "goldens", "--goldens", root)
+    assert rc == 1
+    assert "FAILED: gru_last" in out and "FAILED: lstm_wrong" in out
+    assert "error: conformance: 2 conformance case(s) failed" in err
+
+
+def test_generated_suite_is_seeded_and_passes():
+    a = conf.run_generated_suite(8, seed=3)
+    b = conf.run_generated_suite(8, seed=3)
+    assert [c.name for c in a.cases] == [c.name for c in b.cases]
+    assert [c.detail for c in a.cases] == [c.detail for c in b.cases]
+    assert a.count("passed") == 8, [(c.name, c.detail) for c in a.cases if c.status != "passed"]
+    assert [c.name for c in conf.run_generated_suite(2, seed=4).cases] != [c.name for c in a.cases[:2]]
+
+
+def test_cli_prints_a_table_and_writes_json(tmp_path):
+    report = tmp_path / "conformance.json"
+    rc, out, err = cli("conformance", "--examples", "4", "--seed", "1", "--report", report)
+    assert rc == 0, out + err
+    lines = out.splitlines()
+    head = next(l for l in lines if l.startswith("suite"))
+    for col in ("cases", "passed", "failed", "unsupported", "skipped", "worst abs err", "worst case"):
+        assert col in head
+    rows = {l.split()[0]: l.split() for l in lines if l.split() and l.split()[0] in conf.SUITES}
+    assert set(rows) == set(conf.SUITES)
+    assert rows["generated"][1:4] == ["4", "4", "0"]
+    assert rows["onnx"][3] == "0" and rows["onnx"][4] == "3"
+    assert "conformance: PASSED" in out
+    data = json.loads(report.read_text())
+    assert data["conformance"] == "passed"
+    assert data["tolerance"] == {"atol": 1e-5, "rtol": 1e-5}
+    assert set(data["suites"]) == set(conf.SUITES)
+    for s in data["suites"].values():
+        assert set(s["counts"]) == {"passed", "failed", "unsupported", "skipped", "total"}
+        assert s["counts"]["total"] == len(s["cases"])
+    assert data["suites"]["generated"]["counts"]["passed"] == 4
+    assert data["environment"]["onnxruntime"]
+
+
+def test_cli_suite_selection():
+    rc, out, err = cli("conformance", "--suite", "onnx")
+    assert rc == 0
+    assert "onnx " in out and "generated" not in out and "goldens" not in out.split("conformance:")[0]
+
+
+def test_a_failure_exits_1_and_is_in_the_report(tmp_path, monkeypatch):
+    """With a zero tolerance every compared case fails: exit 1, FAILED rows, JSON still written."""
+    monkeypatch.setitem(conf.TOLERANCES, "float32", Tolerance(0.0, 0.0))
+    report = tmp_path / "r.json"
+    rc, out, err = cli("conformance", "--suite", "onnx", "--report", report)
+    assert rc == 1
+    assert "conformance: FAILED" in out and "FAILED: LSTM: test_lstm_defaults" in out
+    assert "error: conformance:" in err
+    data = json.loads(report.read_text())
+    assert data["conformance"] == "failed" and data["suites"]["onnx"]["counts"]["failed"] >= 10
+
+
+def test_report_path_unwritable_is_bad_input(tmp_path):
+    rc, out, err = cli("conformance", "--suite", "onnx", "--report", tmp_path / "no" / "dir" / "r.json")
+    assert rc == 2 and "cannot write the report" in err
+
+
+def test_json_never_holds_nan_or_inf():
+    s = conf.SuiteResult("x", "x", "x", [conf.CaseOutcome("a", "failed", float("nan"), float("inf"))])
+    text = json.dumps(conf.ConformanceReport([s], 0, 0, {}).to_dict(), allow_nan=False)
+    assert '"max_abs_error": "nan"' in text
