@@ -209,26 +209,32 @@ def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str
                 **first.onnx_attributes())
     Y, finals = outs[0], outs[1:]
 
+    # onnxruntime's LSTM/GRU give 0 for an empty row (sequence_lens 0), TensorRT the initial
+    # state; onnxruntime's RNN reads the step before the first one there (undefined). Keras gives
+    # the initial state as state and 0 as output: pinned below where the op may differ.
+    fix_empty = bool(init) or first.onnx_op == "RNN"
+    single = len(cells) == 1
     results = []
     for d in range(len(cells)):
         r = RnnResult()
         r.Y = Y
-        if need_seq:
-            r.tm = g.take(Y, d, axis=1)                                    # [T, B, H]
+        if need_seq:   # [T, B, H]; Squeeze (no copy) when there is one direction
+            r.tm = g.squeeze(Y, [1]) if single else g.take(Y, d, axis=1)
             keep = None if (zero_output or d == 1 or plan is None) else plan.carry_keep
             r.seq = batch_major(g, r.tm, mask, keep)
-        states = [g.take(f, d, axis=0) for f in finals]
+        states = [g.squeeze(f, [0]) if single else g.take(f, d, axis=0) for f in finals]
         r.last = states[0]
         if plan is not None:
             if zero_output and d == 0:
                 # the last processed step must itself be valid, else Keras outputs 0
                 r.last = g.op("Where", g.unsqueeze(g.take(mask, -1, axis=1), [1]), r.last,
                               g.const(np.float32(0)))
-            elif init:
-                # onnxruntime gives 0 for an empty row, TensorRT the initial state: pin Keras's 0
+            elif fix_empty:
                 r.last = g.op("Where", plan.nonempty, r.last, g.const(np.float32(0)))
-            if init:
-                states = [g.op("Where", plan.nonempty, s, s0) for s, s0 in zip(states, init[d])]
+            if fix_empty:
+                zeros = [g.const(np.float32(0))] * len(states)
+                states = [g.op("Where", plan.nonempty, s, s0)
+                          for s, s0 in zip(states, init[d] if init else zeros)]
         r.states = states
         results.append(r)
     return results

@@ -1,0 +1,506 @@
+"""Benchmarking a built model: latency (median, p90) and throughput on onnxruntime at chosen batch
+sizes, sequence lengths, thread counts and padding patterns; the machine's fp32 matrix-multiply
+peak measured in the same run; the model's matmul FLOP count; the result as a fraction of peak;
+and the compile time and peak memory of `rnncompile build` and `rnncompile run` (each in its own
+process). `rnncompile bench` renders it; `benchmarks/compare.py` builds on the same pieces.
+
+Timings are wall-clock and depend on the machine and on whatever else runs on it: every result
+carries the machine description and the load average seen while it was measured. Unit tests
+check what the functions compute, never how fast anything is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import RunError
+
+#: Padding patterns: `none`, or `left` / `right` / `gaps` (each row loses a seeded random number
+#: of steps in [1, T-1], as in verification), or `left:F` / `right:F` (every row loses the
+#: fraction F of its steps, rounded down).
+BASE_PATTERNS = ("none", "left", "right", "gaps")
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing.
+
+
+@dataclass
+class Timing:
+    """Per-call wall times of one configuration, in seconds."""
+
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p90(self) -> float:
+        return percentile(self.samples, 90)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples)
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+    def summary(self) -> dict:
+        return {"runs": len(self.samples), "median_ms": self.median * 1e3, "p90_ms": self.p90 * 1e3,
+                "mean_ms": self.mean * 1e3, "min_ms": self.best * 1e3}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile with linear interpolation (numpy's default)."""
+    if not samples:
+        raise ValueError("no samples")
+    return float(np.percentile(np.asarray(samples, np.float64), q))
+
+
+def time_calls(fn: Callable[[], object], runs: int, warmup: int) -> Timing:
+    """Call fn `warmup` times untimed, then `runs` times timed one by one."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return Timing(samples)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, Timing]:
+    """Time several variants round-robin (the order rotates every round), so that a burst of load
+    from elsewhere on the machine hits all of them alike: the ratios stay meaningful on a shared
+    machine even when absolute times move."""
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(runs):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            fns[n]()
+            samples[n].append(time.perf_counter() - t0)
+    return {n: Timing(s) for n, s in samples.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine.
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime as ort
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "logical_cpus": cores, "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "onnxruntime": ort.__version__, "load_average": load_average()}
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), runs: int = 10) -> dict:
+    """The machine's fp32 matrix-multiply rate, measured now with onnxruntime's MatMul (the MLAS
+    kernel its LSTM/GRU/RNN ops use) on `threads` intra-op threads: the best over square sizes of
+    the best of `runs` calls. Returns {"gflops", "size", "engine", "threads"}."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    best = (0.0, 0)
+    for n in sizes:
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["y"])], "matmul",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])],
+            [helper.make_tensor("b", TensorProto.FLOAT, [n, n],
+                                np.random.default_rng(1).standard_normal((n, n)).astype(np.float32).tobytes(),
+                                raw=True)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        sess = ort.InferenceSession(model.SerializeToString(), _session_options(threads),
+                                    providers=["CPUExecutionProvider"])
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+        t = time_calls(lambda: sess.run(None, {"a": a}), runs=runs, warmup=2)
+        rate = 2.0 * n ** 3 / t.best / 1e9
+        if rate > best[0]:
+            best = (rate, n)
+    return {"gflops": best[0], "size": best[1], "engine": f"onnxruntime {ort.__version__} MatMul fp32",
+            "threads": threads}
+
+
+def _session_options(threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return opts
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs.
+
+
+def parse_pattern(pattern: str) -> tuple[str, float | None]:
+    """`left` -> ("left", None); `left:0.5` -> ("left", 0.5). Raises ValueError."""
+    kind, _, frac = pattern.partition(":")
+    if kind not in BASE_PATTERNS:
+        raise ValueError(f"unknown padding pattern {pattern!r}; expected one of "
+                         f"{', '.join(BASE_PATTERNS)} (or left:F, right:F with 0 <= F < 1)")
+    if not frac:
+        return kind, None
+    if kind not in ("left", "right"):
+        raise ValueError(f"pattern {kind!r} takes no fraction")
+    f = float(frac)
+    if not 0.0 <= f < 1.0:
+        raise ValueError(f"padding fraction must be in [0, 1), got {f}")
+    return kind, f
+
+
+def valid_steps(pattern: str, batch: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """A [batch, steps] bool array, True for a valid step. Every row keeps at least one step."""
+    kind, frac = parse_pattern(pattern)
+    valid = np.ones((batch, steps), bool)
+    if kind == "none" or steps < 2:
+        return valid
+    for b in range(batch):
+        n = int(frac * steps) if frac is not None else int(rng.integers(1, steps))
+        n = min(n, steps - 1)
+        if kind == "left":
+            valid[b, :n] = False
+        elif kind == "right":
+            valid[b, steps - n:] = False
+        elif steps >= 3:  # gaps: interior steps only
+            idx = rng.choice(np.arange(1, steps - 1), size=min(n, steps - 2), replace=False)
+            valid[b, idx] = False
+    return valid
+
+
+def masked_inputs(io: dict) -> list[str]:
+    """Names of the inputs that carry padding (a pad value: Embedding mask_zero or Masking)."""
+    return [i["name"] for i in io["inputs"] if i.get("pad_value") is not None and len(i["shape"]) >= 2]
+
+
+def make_feeds(io: dict, batch: int, steps: int, pattern: str = "none", seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded feeds for every model input (carried states as zeros) at this batch size and
+    sequence length, padded with `pattern` where the input has a pad value. `io` is a manifest
+    (inputs with dtype, shape, token_range, pad_value; states)."""
+    rng = np.random.default_rng(seed)
+    state_inputs = {s["input"]: s for s in io.get("states", [])}
+    feeds = {}
+    for spec in io["inputs"]:
+        name = spec["name"]
+        if name in state_inputs:
+            feeds[name] = np.zeros((batch, *state_inputs[name]["shape"]), np.float32)
+            continue
+        shape = []
+        for axis, d in enumerate(spec["shape"]):
+            if isinstance(d, int) and d > 0:
+                shape.append(d)
+            elif axis == 0:
+                shape.append(batch)
+            elif axis == 1:
+                shape.append(steps)
+            else:
+                raise RunError(f"input {name!r} has a dynamic axis {axis} ({d}); only batch and time "
+                               "may be dynamic for benchmarking", where=f"input {name!r}")
+        pad = spec.get("pad_value")
+        if spec["dtype"].startswith("int"):
+            hi = int(spec.get("token_range") or 10)
+            lo = 1 if (pad == 0 and hi > 1) else 0
+            x = rng.integers(lo, hi, size=shape).astype(spec["dtype"])
+        else:
+            x = rng.standard_normal(shape).astype(spec["dtype"])
+            if pad is not None:
+                x[x == pad] += 0.5
+        if pad is not None and len(shape) >= 2:
+            x[~valid_steps(pattern, shape[0], shape[1], rng)] = pad
+        feeds[name] = x
+    return feeds
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs.
+
+_RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def flop_count(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> dict:
+    """Matrix-multiply FLOPs (2 per multiply-add) of one call on these feeds, from the ONNX graph:
+    LSTM/GRU/RNN ops (input and recurrent matmuls over every time step, both directions) and
+    MatMul/Gemm (Dense, attention). The shapes are the ones a run with the feeds produces (the
+    graph is run once with the operators' inputs added as outputs). `recurrent_valid` counts only
+    the steps inside sequence_lens. Elementwise work (gates, activations) is not counted."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(model_bytes)
+    inits = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    wanted: list[str] = []
+    for node in model.graph.node:
+        if node.op_type in _RNN_GATES:
+            wanted += [node.input[0]] + ([node.input[4]] if len(node.input) > 4 and node.input[4] else [])
+        elif node.op_type in ("MatMul", "Gemm"):
+            wanted += [i for i in node.input[:2] if i not in inits]
+    have = {o.name for o in model.graph.output} | {i.name for i in model.graph.input}
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    extra = [n for n in dict.fromkeys(wanted) if n not in have]
+    for n in extra:
+        model.graph.output.append(helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None))
+    sess = ort.InferenceSession(model.SerializeToString(), _session_options(1),
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = dict(zip(names, sess.run(None, feeds)))
+    values.update(feeds)
+
+    def shape(name):
+        return inits[name] if name in inits else tuple(np.shape(values[name]))
+
+    recurrent = recurrent_valid = dense = 0
+    ops = []
+    for node in model.graph.node:
+        if node.op_type in _RNN_GATES:
+            steps, batch, i = shape(node.input[0])
+            dirs, gh, _ = shape(node.input[1])
+            per_step_row = dirs * 2 * gh * (i + gh // _RNN_GATES[node.op_type])
+            f = steps * batch * per_step_row
+            if len(node.input) > 4 and node.input[4]:
+                valid = int(np.sum(np.minimum(values[node.input[4]], steps)))
+            else:
+                valid = steps * batch
+            recurrent += f
+            recurrent_valid += valid * per_step_row
+            ops.append({"node": node.name, "op": node.op_type, "flops": f})
+        elif node.op_type in ("MatMul", "Gemm"):
+            a, b = shape(node.input[0]), shape(node.input[1])
+            if node.op_type == "Gemm":
+                ta = next((x.i for x in node.attribute if x.name == "transA"), 0)
+                tb = next((x.i for x in node.attribute if x.name == "transB"), 0)
+                m, k = (a[1], a[0]) if ta else (a[0], a[1])
+                n = b[0] if tb else b[1]
+                f = 2 * m * k * n
+            else:
+                k = a[-1]
+                n = b[-1] if len(b) > 1 else 1
+                rows = int(np.prod(np.broadcast_shapes(a[:-2], b[:-2]))) * (a[-2] if len(a) > 1 else 1)
+                f = 2 * rows * k * n
+            dense += f
+            ops.append({"node": node.name, "op": node.op_type, "flops": int(f)})
+    return {"total": int(recurrent + dense), "recurrent": int(recurrent),
+            "recurrent_valid": int(recurrent_valid), "dense": int(dense), "ops": ops}
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarking a build directory.
+
+
+@dataclass
+class BenchRow:
+    batch: int
+    steps: int
+    threads: int
+    pattern: str
+    runs: int
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    min_ms: float
+    sequences_per_s: float
+    flops: int
+    gflops_per_s: float
+    fraction_of_peak: float
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    model: str
+    out_dir: str
+    machine: dict
+    peak: dict[int, dict]
+    rows: list[BenchRow] = field(default_factory=list)
+    build: dict | None = None
+    run: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "out_dir": self.out_dir, "machine": self.machine,
+                "matmul_peak": {str(k): v for k, v in self.peak.items()},
+                "results": [asdict(r) for r in self.rows], "build": self.build, "run": self.run,
+                "notes": self.notes}
+
+
+def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), patterns=("none", "left"),
+              runs: int = 100, warmup: int = 10, seed: int = 0, processes: bool = True,
+              plugins: tuple[str, ...] = ()) -> BenchResult:
+    """Benchmark OUT/model.onnx (the session defaults of `open_session`, threads as given). With
+    `processes`, also time `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh
+    processes for compile time and peak memory."""
+    from .build import read_manifest
+    from .runtime import OnnxRuntimeRunner
+
+    out_dir = Path(out_dir)
+    man = read_manifest(out_dir)
+    model_path = out_dir / "model.onnx"
+    if not model_path.is_file():
+        raise RunError("model.onnx is missing", where=str(out_dir))
+    model_bytes = model_path.read_bytes()
+    for p in patterns:
+        try:
+            parse_pattern(p)
+        except ValueError as e:
+            raise RunError(str(e), where="--pattern") from None
+    masked = masked_inputs(man)
+    result = BenchResult(man.get("name", out_dir.name), str(out_dir), machine_info(), {})
+    if not masked and any(p != "none" for p in patterns):
+        result.notes.append("the model has no padded input (no mask): padding patterns other than "
+                            "'none' are skipped")
+        patterns = ["none"]
+    for t in threads:
+        result.peak[t] = matmul_peak(t)
+    for t in threads:
+        runner = OnnxRuntimeRunner(model_bytes, threads=t)
+        sess = runner.session
+        for b in batches:
+            for s in steps:
+                fixed_t = _fixed_steps(man)
+                s_eff = fixed_t if fixed_t is not None else s
+                for p in patterns:
+                    feeds = make_feeds(man, b, s_eff, p, seed)
+                    flops = flop_count(model_bytes, feeds)["total"]
+                    timing = time_calls(lambda: sess.run(None, feeds), runs=runs, warmup=warmup)
+                    med = timing.median
+                    rate = flops / med / 1e9
+                    result.rows.append(BenchRow(
+                        b, s_eff, t, p, runs, med * 1e3, timing.p90 * 1e3, timing.mean * 1e3,
+                        timing.best * 1e3, b / med, flops, rate, rate / result.peak[t]["gflops"],
+                        note="" if s_eff == s else f"the model's time axis is fixed at {s_eff}"))
+    result.machine["load_average_after"] = load_average()
+    if processes:
+        result.build = process_cost(build_command(out_dir, plugins), read_compile_seconds=True)
+        with tempfile.TemporaryDirectory(prefix="rnncompile-bench-") as tmp:
+            inp = Path(tmp) / "inputs.npz"
+            feeds = make_feeds(man, batches[0], steps[0] if _fixed_steps(man) is None else _fixed_steps(man),
+                               "none", seed)
+            feeds = {k: v for k, v in feeds.items() if k not in {s["input"] for s in man.get("states", [])}}
+            np.savez(inp, **feeds)
+            result.run = process_cost(run_command(out_dir, inp, plugins))
+            result.run["inputs"] = {k: list(v.shape) for k, v in feeds.items()}
+    return result
+
+
+def _fixed_steps(man: dict) -> int | None:
+    for i in man["inputs"]:
+        if len(i["shape"]) >= 2 and isinstance(i["shape"][1], int) and i["shape"][1] > 0:
+            if i["name"] not in {s["input"] for s in man.get("states", [])}:
+                return i["shape"][1]
+    return None
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "rnncompile.cli"]
+
+
+def _plugin_args(plugins) -> list[str]:
+    return [a for p in plugins for a in ("--plugin", str(p))]
+
+
+def build_command(out_dir: Path, plugins=()) -> list[str]:
+    """`rnncompile build OUT/spec.json -o {tmp}/build`: the normal build, verification included."""
+    return _cli() + ["build", str(Path(out_dir) / "spec.json"), "-o", "{tmp}/build"] + _plugin_args(plugins)
+
+
+def run_command(out_dir: Path, inputs: Path, plugins=()) -> list[str]:
+    """`rnncompile run OUT -i INPUTS --save {tmp}/outputs.npz`."""
+    return _cli() + ["run", str(out_dir), "-i", str(inputs), "--save", "{tmp}/outputs.npz"] + _plugin_args(plugins)
+
+
+def process_cost(cmd: list[str], read_compile_seconds: bool = False) -> dict:
+    """Run `cmd` in a fresh process; return its wall time, peak resident memory (ru_maxrss of
+    exactly that child, from os.wait4) and, for a build, the compile time from its manifest.
+    `{tmp}` in the command stands for a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="rnncompile-bench-") as tmp:
+        cmd = [c.replace("{tmp}", tmp) for c in cmd]
+        with open(Path(tmp) / "stderr.txt", "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            if hasattr(os, "wait4"):
+                _, status, usage = os.wait4(proc.pid, 0)
+                wall = time.perf_counter() - t0
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                rss = usage.ru_maxrss / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
+            else:  # pragma: no cover - Windows
+                proc.wait()
+                wall, rss = time.perf_counter() - t0, None
+        if proc.returncode != 0:
+            text = (Path(tmp) / "stderr.txt").read_text(errors="replace").strip()
+            raise RunError(f"`{' '.join(cmd[3:])}` failed (exit {proc.returncode}): {text[-500:]}",
+                           where="bench")
+        result = {"command": " ".join(["rnncompile"] + cmd[3:]).replace(tmp, "<tmp>"),
+                  "wall_s": wall, "peak_rss_mib": rss}
+        if read_compile_seconds:
+            man = json.loads((Path(tmp) / "build" / "manifest.json").read_text())
+            result["compile_s"] = man.get("compile_seconds")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering.
+
+
+def render(result: BenchResult) -> str:
+    m = result.machine
+    lines = [f"{result.model}: {result.out_dir}",
+             f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, onnxruntime {m['onnxruntime']}, "
+             f"load average {m.get('load_average')} -> {m.get('load_average_after')}"]
+    for t, p in result.peak.items():
+        lines.append(f"fp32 matmul peak ({t} thread{'s' if t != 1 else ''}): {p['gflops']:.1f} GFLOP/s "
+                     f"({p['size']}x{p['size']}, {p['engine']})")
+    head = (f"{'batch':>5} {'steps':>5} {'thr':>3} {'pattern':<9} {'median ms':>10} {'p90 ms':>9} "
+            f"{'seq/s':>9} {'MFLOP':>9} {'GFLOP/s':>8} {'of peak':>8}")
+    lines += ["", head, "-" * len(head)]
+    for r in result.rows:
+        lines.append(f"{r.batch:>5} {r.steps:>5} {r.threads:>3} {r.pattern:<9} {r.median_ms:>10.3f} "
+                     f"{r.p90_ms:>9.3f} {r.sequences_per_s:>9.1f} {r.flops / 1e6:>9.1f} "
+                     f"{r.gflops_per_s:>8.2f} {r.fraction_of_peak:>7.1%}" + (f"  ({r.note})" if r.note else ""))
+    for what, d in (("build", result.build), ("run", result.run)):
+        if d:
+            extra = f", compile {d['compile_s'] * 1e3:.0f} ms" if d.get("compile_s") is not None else ""
+            lines.append(f"{what}: {d['command']}: wall {d['wall_s']:.2f} s{extra}, "
+                         f"peak RSS {d['peak_rss_mib']:.0f} MiB")
+    for n in result.notes:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
