@@ -239,7 +239,7 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
 @main.command()
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the full report (every case) as JSON to this file.")
-@click.option("--examples", default=100, show_default=True, type=click.IntRange(0, 1_000_000),
+@click.option("--examples", default=200, show_default=True, type=click.IntRange(0, 1_000_000),
               help="Number of generated specs in the 'generated' suite.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1),
               help="Seed of the generated specs and their inputs.")
