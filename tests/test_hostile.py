@@ -290,6 +290,34 @@ def test_huge_layer_output_is_refused_before_allocating(tmp_path):
                   "values per sample")
 
 
+def test_huge_sizes_are_refused_under_a_1_gib_address_space_limit(tmp_path):
+    """Refused before allocating, shown the hard way: in a process that cannot map more than
+    1 GiB, each huge model is a clean exit 2 (an attempted allocation would be a MemoryError,
+    exit 3). The good spec builds under the same limit."""
+    import subprocess
+    import sys
+
+    resource = pytest.importorskip("resource")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    specs = {
+        "params": {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 8]},
+                              {"class_name": "LSTM", "units": 20000}]},
+        "fixed_input": {"layers": [{"class_name": "Input", "name": "x", "shape": [1 << 20, 200]},
+                                   {"class_name": "SimpleRNN", "units": 1}]},
+    }
+    code = ("import sys; from rnncompile.cli import main; "
+            "sys.argv = ['rnncompile'] + sys.argv[1:]; main()")
+    for name, spec in specs.items():
+        p = write_spec(tmp_path, spec, f"{name}.json")
+        r = subprocess.run([sys.executable, "-c", code, "check", str(p)], capture_output=True,
+                           text=True, preexec_fn=limit, timeout=120)
+        assert r.returncode == 2, (name, r.returncode, r.stderr)
+        assert "limit is" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Weights files.
 
