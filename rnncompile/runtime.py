@@ -10,7 +10,6 @@ Keras's cross-batch statefulness does, until `reset_states()`.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -27,11 +26,23 @@ class Runner(Protocol):
 
 
 def default_threads() -> int:
-    """onnxruntime's intra-op threads: the machine's cores (at least 1)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    """onnxruntime's intra-op threads when none are asked for: 1.
+
+    Measured (BENCHMARKS.md, benchmarks/session_defaults.py): one recurrent step is a small GEMM
+    plus gate arithmetic, too little work to split; on the 2-core reference machine two intra-op
+    threads were slower at batch 1 and no faster at batch 32 (100 steps, LSTM 128 and masked
+    BiLSTM 64), and onnxruntime's pool threads spin after every run, taking a core from whatever
+    else runs there. Pass `threads=` (CLI `--threads`) for large batches on idle cores."""
+    return 1
+
 
 
 class OnnxRuntimeRunner:
+    """model.onnx on onnxruntime. Session defaults (measured, see `default_threads`): 1 intra-op
+    thread, 1 inter-op thread, sequential execution, all graph optimizations (levels none..all
+    measured alike; `all` fuses Dense's MatMul+Add). No optimized copy of the model is saved:
+    loading one measured no faster to run and no faster to open."""
+
     def __init__(self, model: bytes | str | Path, threads: int | None = None,
                  providers: list[str] | None = None, optimization: str = "all"):
         import onnxruntime as ort
