@@ -339,7 +339,10 @@ class BenchRow:
     mean_ms: float
     min_ms: float
     sequences_per_s: float
+    #: matmul FLOPs of one call over every step, and over the valid steps only (what a padded
+    #: row needs; the rate and the fraction of peak are computed from this one)
     flops: int
+    flops_valid: int
     gflops_per_s: float
     fraction_of_peak: float
     note: str = ""
@@ -400,13 +403,15 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
                 s_eff = fixed_t if fixed_t is not None else s
                 for p in patterns:
                     feeds = make_feeds(man, b, s_eff, p, seed)
-                    flops = flop_count(model_bytes, feeds)["total"]
+                    fc = flop_count(model_bytes, feeds)
+                    useful = fc["recurrent_valid"] + fc["dense"]
                     timing = time_calls(lambda: sess.run(None, feeds), runs=runs, warmup=warmup)
                     med = timing.median
-                    rate = flops / med / 1e9
+                    rate = useful / med / 1e9
                     result.rows.append(BenchRow(
                         b, s_eff, t, p, runs, med * 1e3, timing.p90 * 1e3, timing.mean * 1e3,
-                        timing.best * 1e3, b / med, flops, rate, rate / result.peak[t]["gflops"],
+                        timing.best * 1e3, b / med, fc["total"], useful, rate,
+                        rate / result.peak[t]["gflops"],
                         note="" if s_eff == s else f"the model's time axis is fixed at {s_eff}"))
     result.machine["load_average_after"] = load_average()
     if processes:
@@ -418,6 +423,7 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
             feeds = {k: v for k, v in feeds.items() if k not in {s["input"] for s in man.get("states", [])}}
             np.savez(inp, **feeds)
             result.run = process_cost(run_command(out_dir, inp, plugins))
+            result.run["command"] = result.run["command"].replace(tmp, "<tmp>")
             result.run["inputs"] = {k: list(v.shape) for k, v in feeds.items()}
     return result
 
@@ -494,13 +500,15 @@ def render(result: BenchResult) -> str:
     lines += ["", head, "-" * len(head)]
     for r in result.rows:
         lines.append(f"{r.batch:>5} {r.steps:>5} {r.threads:>3} {r.pattern:<9} {r.median_ms:>10.3f} "
-                     f"{r.p90_ms:>9.3f} {r.sequences_per_s:>9.1f} {r.flops / 1e6:>9.1f} "
+                     f"{r.p90_ms:>9.3f} {r.sequences_per_s:>9.1f} {r.flops_valid / 1e6:>9.1f} "
                      f"{r.gflops_per_s:>8.2f} {r.fraction_of_peak:>7.1%}" + (f"  ({r.note})" if r.note else ""))
     for what, d in (("build", result.build), ("run", result.run)):
         if d:
             extra = f", compile {d['compile_s'] * 1e3:.0f} ms" if d.get("compile_s") is not None else ""
             lines.append(f"{what}: {d['command']}: wall {d['wall_s']:.2f} s{extra}, "
                          f"peak RSS {d['peak_rss_mib']:.0f} MiB")
+    lines.append("MFLOP: matmul FLOPs of one call over the valid steps (padded steps excluded); "
+                 "GFLOP/s and 'of peak' from those and the median")
     for n in result.notes:
         lines.append(f"note: {n}")
     return "\n".join(lines)

@@ -154,7 +154,8 @@ def test_bench_dir_rows_and_json(built):
                         runs=3, warmup=1, processes=False)
     assert [(x.batch, x.pattern) for x in r.rows] == [(1, "none"), (1, "left:0.5"), (3, "none"), (3, "left:0.5")]
     for row in r.rows:
-        assert row.runs == 3 and row.steps == 6 and row.flops > 0
+        assert row.runs == 3 and row.steps == 6 and 0 < row.flops_valid <= row.flops
+        assert (row.flops_valid == row.flops) == (row.pattern == "none")
         assert 0 < row.min_ms <= row.median_ms <= row.p90_ms
         assert row.sequences_per_s == pytest.approx(row.batch / (row.median_ms / 1e3))
         assert row.fraction_of_peak == pytest.approx(row.gflops_per_s / r.peak[1]["gflops"])
