@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ModelFileError, Problem, SpecError
+from .errors import ModelFileError, Problem, RnnCompileError, SpecError
 
 # -- limits (checked before anything large is read) ---------------------------------------------
 MAX_FILE_BYTES = 4 << 30          # a model file
@@ -74,8 +74,18 @@ def import_keras(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     Raises ModelFileError (damaged or unsafe file) or SpecError (a layer or option that cannot
     be compiled exactly), each naming the file and the layer."""
     path = Path(path)
-    with _open_source(path) as src:
-        return _Converter(src).run()
+    try:
+        with _open_source(path) as src:
+            return _Converter(src).run()
+    except RnnCompileError:
+        raise
+    except (OSError, RuntimeError) as e:  # h5py on damaged HDF5 data
+        raise ModelFileError(f"damaged or unreadable model file ({type(e).__name__}: {e})",
+                             where=str(path)) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as e:
+        # A config or weights layout that no Keras writes: report it, never a traceback.
+        raise ModelFileError(f"malformed or damaged Keras model file ({type(e).__name__}: {e})",
+                             where=str(path)) from None
 
 
 def load_model_file(path: str | Path):
@@ -670,6 +680,9 @@ class _Converter:
                 raise SpecError([Problem(self.file, f"layer {i} of the Sequential model is not an object")])
             lcfg = e.get("config") if isinstance(e.get("config"), dict) else {}
             name = e.get("name") or lcfg.get("name") or f"{_keras_snake(str(e.get('class_name')))}_{i}"
+            if not isinstance(name, str):
+                raise SpecError([Problem(self.file, f"layer {i} of the Sequential model has a "
+                                                    f"non-text name {_short(name)}")])
             names.append(name)
         first = entries[0]
         first_cfg = first.get("config") if isinstance(first.get("config"), dict) else {}
@@ -774,10 +787,13 @@ class _Converter:
         if isinstance(raw, list):  # Keras 2: [[layer, node, tensor, kwargs], ...]
             refs = []
             kwargs: dict = {}
+            if not raw:
+                raise _Refused("an inbound node with no input")
             for item in raw:
-                if not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str):
-                    raise _Refused(f"unexpected entry {str(item)[:80]}")
-                refs.append((item[0], int(item[1]), int(item[2])))
+                if (not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str)
+                        or not all(isinstance(x, int) and not isinstance(x, bool) for x in item[1:3])):
+                    raise _Refused(f"unexpected entry {_short(item)}")
+                refs.append((item[0], item[1], item[2]))
                 if len(item) > 3 and isinstance(item[3], dict) and not kwargs:
                     kwargs = _parse_keras2_kwargs(item[3])
             args = [refs[0]]
@@ -1163,7 +1179,8 @@ def _parse_value(v):
     """Keras 3 node arguments: `__keras_tensor__` objects become (layer, node, index) tuples."""
     if isinstance(v, dict):
         if v.get("class_name") == "__keras_tensor__":
-            h = (v.get("config") or {}).get("keras_history")
+            cfg = v.get("config")
+            h = cfg.get("keras_history") if isinstance(cfg, dict) else None
             if not (isinstance(h, list) and len(h) == 3 and isinstance(h[0], str)
                     and all(isinstance(x, int) for x in h[1:])):
                 raise _Refused(f"malformed keras_history {h!r}")
@@ -1257,7 +1274,10 @@ class _Fields:
 
     def __init__(self, conv: _Converter, n: _Node, cfg: dict | None = None, what: str = ""):
         self.conv, self.n = conv, n
-        self.cfg = dict(cfg if cfg is not None else n.config)
+        cfg = cfg if cfg is not None else n.config
+        if not isinstance(cfg, dict):
+            raise _Refused(f"the {what or 'layer '}config is not an object: {_short(cfg)}")
+        self.cfg = dict(cfg)
         self.what = what  # "layer." for a wrapped layer's options
         self.taken: set[str] = set()
         self._check_dtype()
@@ -1660,6 +1680,8 @@ def _c_time_distributed(conv: _Converter, n: _Node):
     module = inner.get("module")
     if isinstance(module, str) and module and not module.startswith("keras"):
         raise _Refused(f"option layer: custom layer from module {module!r} is not supported")
+    if not isinstance(cls, str):
+        raise _Refused(f"option layer: class_name {_short(cls)} is not a layer class")
     sub = {"Dense": _c_dense, "Dropout": _c_dropout, "Activation": _c_activation}.get(cls)
     if sub is None:
         raise _Refused(f"option layer: TimeDistributed({cls}) is not supported (Dense, Dropout or "

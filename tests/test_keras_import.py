@@ -515,3 +515,71 @@ def test_spec_problems_name_the_keras_layer(tmp_path):
     p = _rewrite_keras(MODELS / "bidi_lstm_concat_seq.keras", tmp_path / "dim.keras", edit)
     err = _refused(p, "'emb'", "Embedding", "input_dim", kind=SpecError)
     assert all("dim.keras" in pr.where for pr in err.problems)
+
+
+# ------------------------------------------------------------------------------------------------
+# Damaged and malformed files: only rnncompile's own errors, never a traceback.
+
+def _json_paths(o, pre=()):
+    yield pre
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from _json_paths(v, pre + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from _json_paths(v, pre + (i,))
+
+
+_FUZZ_VALUES = [None, 0, -1, 1.5, True, "x", [], {}, [None], ["a", 0, 0], 10 ** 12,
+                {"class_name": "__keras_tensor__", "config": {"keras_history": ["nope", 0, 0]}}]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_malformed_configs_give_clean_errors(tmp_path, seed):
+    import copy
+    import random
+
+    rng = random.Random(seed)
+    files = sorted(p for p in MODELS.glob("*.keras") if not p.name.startswith("refuse"))
+    for i in range(40):
+        src = rng.choice(files)
+        with zipfile.ZipFile(src) as z:
+            cfg = json.loads(z.read("config.json"))
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(list(_json_paths(cfg))[1:])
+            parent = cfg
+            for k in path[:-1]:
+                parent = parent[k]
+            if isinstance(parent, dict) and rng.random() < 0.2:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = copy.deepcopy(rng.choice(_FUZZ_VALUES))
+        p = _rewrite_keras(src, tmp_path / f"m{i}.keras", lambda c: (c.clear(), c.update(cfg)))
+        try:
+            load_model_file(p)
+        except RnnCompileError as e:
+            assert str(p) in str(e)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_damaged_weights_give_clean_errors(tmp_path, seed):
+    import random
+
+    rng = random.Random(seed)
+    src = MODELS / "bidi_lstm_concat_seq.keras"
+    with zipfile.ZipFile(src) as z:
+        weights = z.read("model.weights.h5")
+    for i in range(40):
+        w = bytearray(weights)
+        for _ in range(rng.randint(1, 8)):
+            w[rng.randrange(len(w))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            w = w[: rng.randrange(len(w))]
+        p = tmp_path / f"w{i}.keras"
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(p, "w") as zout:
+            for info in zin.infolist():
+                zout.writestr(info.filename, bytes(w) if info.filename == "model.weights.h5" else zin.read(info))
+        try:
+            load_model_file(p)
+        except RnnCompileError as e:
+            assert str(p) in str(e)
