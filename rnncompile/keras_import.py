@@ -959,6 +959,11 @@ class _Converter:
             self.fail("is called with an explicit mask argument; only masks from Embedding(mask_zero) "
                       "and Masking layers are supported", n.layer, n.cls)
             return
+        if n.kwargs.get("training") is True and _random_in_training(n, spec_cfg):
+            self.fail("is called with training=True, so Keras applies its dropout or noise even in "
+                      "predict(); that is random and cannot be compiled. Call it without training=True",
+                      n.layer, n.cls)
+            return
         layer = {"class_name": spec_cfg.pop("class_name"), "name": name, "inputs": x.ref}
         layer.update(spec_cfg)
         if init:
@@ -1113,6 +1118,14 @@ class _Converter:
 
 
 _BAD = object()
+
+
+def _random_in_training(n: _Node, spec_cfg: dict) -> bool:
+    """Whether the layer is random in training mode (dropout or noise)."""
+    if n.cls in ("GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "Dropout"):
+        return n.cls == "GaussianNoise" and bool(n.config.get("stddev")) or bool(n.config.get("rate"))
+    cfg = spec_cfg.get("layer", spec_cfg)
+    return bool(cfg.get("dropout") or cfg.get("recurrent_dropout"))
 
 
 def _legacy_base(name: str) -> str:

@@ -391,6 +391,13 @@ def test_refuses_a_mask_from_elsewhere(tmp_path):
     _refused(p, "'decoder'", "LSTM", "mask", "enc_tokens", kind=SpecError)
 
 
+def test_refuses_training_true_with_dropout(tmp_path):
+    def edit(cfg):
+        _layer(cfg, "dec_drop")["inbound_nodes"][0]["kwargs"]["training"] = True
+    p = _rewrite_keras(MODELS / "encdec_decoder_unmasked.keras", tmp_path / "train.keras", edit)
+    _refused(p, "'dec_drop'", "Dropout", "training=True", kind=SpecError)
+
+
 def test_refuses_ops_used_as_data(tmp_path):
     def edit(cfg):
         layers = cfg["config"]["layers"]
