@@ -128,7 +128,7 @@ def load_average() -> list[float] | None:
         return None
 
 
-def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), runs: int = 10) -> dict:
+def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), runs: int = 20) -> dict:
     """The machine's fp32 matrix-multiply rate, measured now with onnxruntime's MatMul (the MLAS
     kernel its LSTM/GRU/RNN ops use) on `threads` intra-op threads: the best over square sizes of
     the best of `runs` calls. Returns {"gflops", "size", "engine", "threads"}."""
