@@ -178,6 +178,24 @@ def test_generated_suite_is_seeded_and_passes():
     assert [c.name for c in conf.run_generated_suite(2, seed=4).cases] != [c.name for c in a.cases[:2]]
 
 
+def test_generated_ill_conditioned_spec_is_skipped_with_the_reason(monkeypatch):
+    """A model that amplifies float32 rounding (an unbounded gate) is listed as skipped, with the
+    measured sensitivity; a spec that does not even load is a failure."""
+    import rnncompile.specgen as specgen
+
+    chaotic = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
+                          {"class_name": "GRU", "units": 4, "recurrent_activation": "linear",
+                           "return_sequences": True}]}
+    broken = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
+                         {"class_name": "GRU", "units": 0}]}
+    specs = iter([chaotic, broken])
+    monkeypatch.setattr(specgen, "random_spec", lambda seed, name=None: dict(next(specs), name=name))
+    suite = conf.run_generated_suite(2)
+    assert [c.status for c in suite.cases] == ["skipped", "failed"]
+    assert "ill-conditioned" in suite.cases[0].detail
+    assert "units" in suite.cases[1].detail and "SpecError" in suite.cases[1].detail
+
+
 def test_cli_prints_a_table_and_writes_json(tmp_path):
     report = tmp_path / "conformance.json"
     rc, out, err = cli("conformance", "--examples", "4", "--seed", "1", "--report", report)

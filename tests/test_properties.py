@@ -80,6 +80,10 @@ def _assert_verified(spec, data=None, seed=0):
             return []
         return [mask_case(model, masks, np.random.default_rng(seed))]
     model, report = check_spec(spec, seed=seed, extra_cases=extra)
+    if not report.passed and data is not None and report.conditioning.ill_conditioned:
+        # float32 rounding alone moves the reference as much: not verifiable at this tolerance
+        hypothesis.event("ill-conditioned example discarded")
+        hypothesis.assume(False)
     assert report.passed, f"spec:\n{json.dumps(spec)}\n{render(report)}"
     return model, report
 
@@ -226,6 +230,54 @@ def test_regression_unbounded_gate_activation_explodes_in_both_runtimes():
     from rnncompile.verify import TOLERANCES, compare
     r = compare("y", y, np.zeros_like(y), TOLERANCES["float32"])
     assert not r.passed
+
+
+def test_regression_linear_lstm_after_relu_is_ill_conditioned_not_wrong():
+    """Shrunk by the long property run: a linear LSTM with tanh gates after a 1-unit relu
+    SimpleRNN differs from the reference by 1.5x the tolerance on one case. Rerunning the
+    reference with its weights rounded differently at float32 level moves it by 2x the
+    tolerance: the model amplifies rounding, the compiler is right. Such examples are
+    classified (report.conditioning), not counted as failures."""
+    spec = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 2]},
+                       {"class_name": "Masking", "mask_value": 0.0},
+                       {"class_name": "Bidirectional", "merge_mode": "sum",
+                        "layer": {"class_name": "LSTM", "units": 3, "return_sequences": True}},
+                       {"class_name": "SimpleRNN", "units": 1, "activation": "relu",
+                        "return_sequences": True},
+                       {"class_name": "LSTM", "units": 3, "activation": "linear",
+                        "recurrent_activation": "tanh", "go_backwards": True}]}
+    _, report = check_spec(spec)
+    if not report.passed:
+        assert report.conditioning.ill_conditioned, render(report)
+
+
+def test_conditioning_does_not_excuse_a_real_error():
+    """A runtime that is off by 1e-3 on a well-conditioned model is a failure, not
+    ill-conditioning."""
+    from rnncompile.build import io_description
+    from rnncompile.runtime import OnnxRuntimeRunner
+    from rnncompile.specgen import conditioning
+    from rnncompile.verify import make_cases, verify
+
+    spec = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 3]},
+                       {"class_name": "LSTM", "units": 4, "return_sequences": True}]}
+    model = load_spec(spec)
+    low = lower(model)
+    io = io_description(model, low)
+    inner = OnnxRuntimeRunner(low.model_bytes, threads=1)
+
+    class OffByALittle:
+        name = "broken"
+
+        def run(self, feeds):
+            return {k: v + np.float32(1e-3) for k, v in inner.run(feeds).items()}
+
+    cases, _ = make_cases(model)
+    report = verify(model, OffByALittle(), io, cases=cases)
+    assert not report.passed
+    c = conditioning(model, io, cases, report)
+    assert not c.ill_conditioned
+    assert all(e > 30 * s for _, e, s in c.items)
 
 
 def test_regression_generator_chooser_protocol():
