@@ -10,6 +10,7 @@ Keras's cross-batch statefulness does, until `reset_states()`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -26,22 +27,23 @@ class Runner(Protocol):
 
 
 def default_threads() -> int:
-    """onnxruntime's intra-op threads when none are asked for: 1.
+    """onnxruntime's intra-op threads when none are asked for: the CPUs this process may use.
 
-    Measured (BENCHMARKS.md, benchmarks/session_defaults.py): one recurrent step is a small GEMM
-    plus gate arithmetic, too little work to split; on the 2-core reference machine two intra-op
-    threads were slower at batch 1 and no faster at batch 32 (100 steps, LSTM 128 and masked
-    BiLSTM 64), and onnxruntime's pool threads spin after every run, taking a core from whatever
-    else runs there. Pass `threads=` (CLI `--threads`) for large batches on idle cores."""
-    return 1
-
+    Measured (BENCHMARKS.md, benchmarks/session_defaults.py, 2-core machine, 100 steps): with the
+    second core idle, 2 threads ran batch 32 1.6-1.8x faster than 1 and batch 1 between 1.3x
+    faster (LSTM 128) and 1.1x slower (BiLSTM 64); while other processes kept that core busy,
+    2 threads ran 1.1-1.8x slower, since onnxruntime's pool threads sync (and spin) every step.
+    On a shared machine, or for reproducible timings, pass threads=1 (CLI `--threads 1`);
+    `rnncompile bench` and benchmarks/ use 1 unless told otherwise."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 class OnnxRuntimeRunner:
-    """model.onnx on onnxruntime. Session defaults (measured, see `default_threads`): 1 intra-op
-    thread, 1 inter-op thread, sequential execution, all graph optimizations (levels none..all
-    measured alike; `all` fuses Dense's MatMul+Add). No optimized copy of the model is saved:
-    loading one measured no faster to run and no faster to open."""
+    """model.onnx on onnxruntime. Session defaults (measured, see `default_threads`): intra-op
+    threads = available CPUs, 1 inter-op thread, sequential execution (one chain of ops), all
+    graph optimizations (levels none..all measured alike within noise; `all` fuses Dense's
+    MatMul+Add). No ORT-optimized copy of the model is saved next to model.onnx: loading one
+    measured no faster to run and no faster to open."""
 
     def __init__(self, model: bytes | str | Path, threads: int | None = None,
                  providers: list[str] | None = None, optimization: str = "all"):
