@@ -66,8 +66,9 @@ class SuiteResult:
         return self.count("failed") == 0
 
     def worst(self) -> CaseOutcome | None:
-        """The case with the largest error among those compared (a failure wins)."""
-        compared = [c for c in self.cases if c.max_abs_error is not None]
+        """The case with the largest error among those compared (a failure wins; skipped cases,
+        whose errors are not meaningful, are left out)."""
+        compared = [c for c in self.cases if c.max_abs_error is not None and c.status != "skipped"]
         if not compared:
             return None
         return max(compared, key=lambda c: (c.status == "failed", _num(c.max_abs_error)))
@@ -635,13 +636,15 @@ def run_goldens_suite(goldens: str | Path | None = None, threads: int = 1) -> Su
             continue
         ra, rr, rok, rp = _worst(r_res)
         oa, orr, ook, op_ = _worst(o_res)
-        detail = "; ".join(x for x in (f"reference vs keras: {rp}" if rp else "",
-                                       f"onnxruntime vs keras: {op_}" if op_ else "") if x)
+        problems = [f"{what}: {p}" for what, p in (("reference vs keras", rp),
+                                                    ("onnxruntime vs keras", op_)) if p]
+        detail = f"{len(chunks)} chunk(s)"
+        if set_ignore:
+            detail += (f"; Keras drops the mask of {', '.join(set_ignore)} (called with "
+                       f"initial_state): checked with ignore_mask=true there")
         suite.cases.append(CaseOutcome(
             d.name, "passed" if rok and ook else "failed", max(_num(ra), _num(oa)), max(rr, orr),
-            detail or (f"{len(chunks)} chunk(s)" + (
-                f"; Keras drops the mask of {', '.join(set_ignore)} (called with initial_state): "
-                "checked with ignore_mask=true there" if set_ignore else "")), {"reference vs keras": ra, "onnxruntime vs keras": oa},
+            "; ".join(problems) or detail, {"reference vs keras": ra, "onnxruntime vs keras": oa},
             time.perf_counter() - c0))
     suite.seconds = time.perf_counter() - t0
     return suite
