@@ -258,10 +258,12 @@ _RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 def flop_count(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> dict:
     """Matrix-multiply FLOPs (2 per multiply-add) of one call on these feeds, from the ONNX graph:
-    LSTM/GRU/RNN ops (input and recurrent matmuls over every time step, both directions) and
-    MatMul/Gemm (Dense, attention). The shapes are the ones a run with the feeds produces (the
-    graph is run once with the operators' inputs added as outputs). `recurrent_valid` counts only
-    the steps inside sequence_lens. Elementwise work (gates, activations) is not counted."""
+    LSTM/GRU/RNN ops (input and recurrent matmuls over every time step, both directions),
+    MatMul/Gemm (Dense, attention, the input projection of a Scan-lowered layer) and the MatMuls
+    by constant weights inside a Scan body (its recurrent matmuls, every step). The shapes are the
+    ones a run with the feeds produces (the graph is run once with the operators' inputs added as
+    outputs). `recurrent_valid` counts only the steps inside sequence_lens (a Scan runs, and is
+    counted for, every step). Elementwise work (gates, activations) is not counted."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -274,6 +276,8 @@ def flop_count(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> dict:
             wanted += [node.input[0]] + ([node.input[4]] if len(node.input) > 4 and node.input[4] else [])
         elif node.op_type in ("MatMul", "Gemm"):
             wanted += [i for i in node.input[:2] if i not in inits]
+        elif node.op_type == "Scan":
+            wanted += [i for i in node.input[-_scan_inputs(node):] if i]
     have = {o.name for o in model.graph.output} | {i.name for i in model.graph.input}
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
@@ -319,8 +323,22 @@ def flop_count(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> dict:
                 f = 2 * rows * k * n
             dense += f
             ops.append({"node": node.name, "op": node.op_type, "flops": int(f)})
+        elif node.op_type == "Scan":
+            steps, batch = shape(node.input[-_scan_inputs(node)])[:2]
+            body = next(a.g for a in node.attribute if a.name == "body")
+            per_row = sum(2 * int(np.prod(inits[n.input[1]])) for n in body.node
+                          if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]]) == 2)
+            f = steps * batch * per_row
+            if f:
+                recurrent += f
+                recurrent_valid += f
+                ops.append({"node": node.name, "op": "Scan", "flops": int(f)})
     return {"total": int(recurrent + dense), "recurrent": int(recurrent),
             "recurrent_valid": int(recurrent_valid), "dense": int(dense), "ops": ops}
+
+
+def _scan_inputs(node) -> int:
+    return next(a.i for a in node.attribute if a.name == "num_scan_inputs")
 
 
 # ---------------------------------------------------------------------------------------------

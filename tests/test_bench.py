@@ -142,6 +142,20 @@ def test_flop_count_bidirectional_gru_sequence():
     assert f["dense"] == 2 * (2 * 7) * 8 * 3          # Dense over every step of [B, T, 2H]
 
 
+def test_flop_count_scan_fallback():
+    # gelu has no ONNX RNN activation: the layer lowers to a Scan (input projection outside,
+    # h @ recurrent_kernel inside the body)
+    spec = _spec(masked=True, units=4, rnn="SimpleRNN")
+    spec["layers"][2]["activation"] = "gelu"
+    model = load_spec(spec)
+    low = lower(model)
+    feeds = bench.make_feeds(io_description(model, low), 3, 6, "left", seed=1)
+    f = bench.flop_count(low.model_bytes, feeds)
+    assert "Scan" in {o["op"] for o in f["ops"]}
+    assert f["recurrent"] == f["recurrent_valid"] == 6 * 3 * 2 * 4 * 4     # h @ R, every step
+    assert f["dense"] == 2 * (3 * 6) * 5 * 4 + 2 * 3 * 4 * 3               # x @ K over all steps, Dense
+
+
 def test_matmul_peak_is_measured():
     p = bench.matmul_peak(1, sizes=(32, 64), runs=2)
     assert p["gflops"] > 0 and p["size"] in (32, 64) and p["threads"] == 1

@@ -9,9 +9,11 @@ Keras semantics (see docs/semantics.md for the measured facts behind them):
   * the returned states are those after the last valid step (initial state for an empty row).
 
 Lowering, for any mask (right- or left-padded, gaps, empty rows) with native ops only: the valid
-steps of each row are scattered to the front ("compaction"), the operator runs with
-`sequence_lens` = number of valid steps, and the results are gathered back to their time steps,
-with the Keras rule for masked positions applied by a Where.
+steps of each row are gathered to the front ("compaction", one row gather that also makes the
+op's time-major layout), the operator runs with `sequence_lens` = number of valid steps, and the
+results are gathered back to their time steps, with the Keras rule for masked positions applied
+by a Where. The index tensors are built once per mask (`MaskPlan`), and stacked recurrent layers
+pass their time-major (compacted) output straight to the next one.
 """
 from __future__ import annotations
 
