@@ -447,11 +447,14 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
 
 
 def _fixed_steps(man: dict) -> int | None:
-    for i in man["inputs"]:
-        if len(i["shape"]) >= 2 and isinstance(i["shape"][1], int) and i["shape"][1] > 0:
-            if i["name"] not in {s["input"] for s in man.get("states", [])}:
-                return i["shape"][1]
-    return None
+    """The model's time length when no input has a dynamic time axis (else None: --steps
+    applies). Sequence inputs ([batch, time, features]) decide over [batch, k] side inputs."""
+    states = {s["input"] for s in man.get("states", [])}
+    ins = [i for i in man["inputs"] if i["name"] not in states and len(i["shape"]) >= 2]
+    if not ins or any(not (isinstance(i["shape"][1], int) and i["shape"][1] > 0) for i in ins):
+        return None
+    seqs = [i for i in ins if len(i["shape"]) >= 3] or ins
+    return seqs[0]["shape"][1]
 
 
 def _cli() -> list[str]:

@@ -116,6 +116,16 @@ def test_make_feeds_float_masking_and_fixed_axes():
                          1, 4)
 
 
+def test_fixed_steps():
+    f = bench._fixed_steps
+    seq = {"name": "x", "dtype": "float32", "shape": ["batch", "time", 3]}
+    side = {"name": "n", "dtype": "int32", "shape": ["batch", 1]}
+    assert f({"inputs": [seq, side]}) is None               # a [batch, 1] side input fixes nothing
+    assert f({"inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 5, 10]}, side]}) == 5
+    state = {"name": "s_in", "dtype": "float32", "shape": ["batch", 4]}
+    assert f({"inputs": [seq, state], "states": [{"input": "s_in", "shape": [4]}]}) is None
+
+
 # -- FLOPs -----------------------------------------------------------------------------------
 
 def test_flop_count_matches_the_formula():
