@@ -277,14 +277,7 @@ KERAS_FILES = sorted((ROOT / "tests" / "keras_models").glob("*.keras"))[:3] + \
 
 
 @pytest.mark.skipif(not KERAS_FILES, reason="no Keras model files in tests/keras_models")
-@pytest.mark.xfail(raises=(KeyError, RuntimeError, OSError), strict=False, reason=(
-    "open bug (rnncompile.keras_import, owned by the Keras import work): h5py raises KeyError "
-    "('bad object header version number') and RuntimeError ('ran off the end of the image "
-    "buffer') and OSError ('ran off end of input buffer while decoding') on damaged HDF5 data, "
-    "and they escape as internal errors. Any other exception "
-    "type still fails this test."))
-@profile(0.3, report_multiple_bugs=False,
-         phases=[hypothesis.Phase.explicit, hypothesis.Phase.reuse, hypothesis.Phase.generate])
+@profile(0.3)
 @given(index=st.integers(0, 100), edits=st.lists(
     st.tuples(st.integers(0, 10 ** 7), st.integers(0, 255)), min_size=1, max_size=6),
     cut=st.one_of(st.none(), st.integers(0, 10 ** 7)))
