@@ -40,6 +40,10 @@ def command(f):
             _fail(e)
         except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except MemoryError:
+            click.echo("error: out of memory: the model or its inputs are too large for this machine "
+                       "(nothing was written)", err=True)
+            sys.exit(2)
         except Exception as e:  # an internal bug: say so plainly, no traceback unless asked
             if os.environ.get("RNNCOMPILE_DEBUG"):
                 raise

@@ -161,10 +161,8 @@ class Layer:
         """Seeded weights used when a spec names no weights file (not Keras's initializers:
         non-zero biases on purpose, so that gate-order mistakes cannot hide)."""
         fan = shape[0] if len(shape) > 1 else 4
-        limit = float(np.sqrt(3.0 / max(fan, 1)))
-        if key.endswith("bias"):
-            limit = 0.2
-        return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+        limit = 0.2 if key.endswith("bias") else float(np.sqrt(3.0 / max(fan, 1)))
+        return uniform(rng, shape, limit)
 
     # -- run-time data the verifier needs (generic, not per kind) -----------------------------
     def token_range(self) -> int | None:
@@ -255,6 +253,15 @@ def passthrough(inp: TensorType, shape: tuple | None = None, dtype: str | None =
     return TensorType(tuple(shape if shape is not None else inp.shape), dtype or inp.dtype, inp.masked)
 
 
+def uniform(rng: np.random.Generator, shape: tuple[int, ...], limit: float) -> np.ndarray:
+    """float32 values uniform in [-limit, limit), made in float32 (no float64 copy of a large
+    weight is ever held)."""
+    w = rng.random(shape, dtype=np.float32)
+    w *= np.float32(2 * limit)
+    w -= np.float32(limit)
+    return w
+
+
 def expect_rank(t: TensorType, ranks: tuple[int, ...], what: str) -> None:
     if t.rank not in ranks:
         want = " or ".join(f"{r - 1}-D" for r in ranks)
@@ -301,5 +308,5 @@ def attr(schema: dict, default: Any = None, **extra: Any) -> dict:
 __all__ = [
     "Layer", "LayerError", "Ref", "Sym", "Tensor", "TensorType", "REGISTRY", "register",
     "layer_kind", "passthrough", "expect_rank", "expect_float", "expect_sequence",
-    "expect_fixed_features", "valid_steps", "attr", "field", "ATTR_BOOL", "ATTR_UNITS",
+    "expect_fixed_features", "valid_steps", "uniform", "attr", "field", "ATTR_BOOL", "ATTR_UNITS",
 ]

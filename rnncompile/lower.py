@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import LayerContractError
-from .layer import Sym
+from .layer import Sym, TensorType
 from .onnx_graph import GraphBuilder, describe, finish
 from .spec import Model
 
@@ -55,18 +55,20 @@ def lower(model: Model, expose_layers: bool = False, stop_after: str | None = No
     syms: dict[str, list[Sym]] = {}
     dims = input_dims(model)
     state_outputs = []
+    # graph inputs: the model's inputs in spec order, then the carried states
+    graph_inputs = {n: Sym(g.add_input(n, model.input_type(n).dtype, dims[n]), model.input_type(n))
+                    for n in model.inputs}
+    for s in model.states:
+        graph_inputs[s.input_name] = Sym(g.add_input(s.input_name, "float32", ["batch", *s.shape]),
+                                         TensorType((None, *s.shape)))
     for layer in model.layers.values():
         with g.scope(layer.name):
             if getattr(layer, "is_model_input", False):
-                t = layer.output_types_[0]
-                ins = [Sym(g.add_input(layer.name, t.dtype, dims[layer.name]), t)]
+                ins = [graph_inputs[layer.name]]
             else:
                 ins = [syms[r.layer][r.index] for r in layer.inbound]
             carried = [s for s in model.states if s.layer == layer.name]
-            for s in carried:
-                from .layer import TensorType
-                ins.append(Sym(g.add_input(s.input_name, "float32", ["batch", *s.shape]),
-                               TensorType((None, *s.shape))))
+            ins += [graph_inputs[s.input_name] for s in carried]
             outs = list(layer.lower(g, ins, model.layer_weights(layer)))
         n = len(layer.output_types_)
         where = f"layer {layer.name!r} ({layer.class_name})"

@@ -33,8 +33,11 @@ def layer_schema(cls: type[Layer]) -> dict:
             "required": ["class_name", *cls.required], "additionalProperties": False}
 
 
-def spec_schema() -> dict:
-    kinds = sorted(REGISTRY)
+def spec_schema(builtin_only: bool = False) -> dict:
+    """The spec's JSON Schema over the registered layer kinds (plugins included, unless
+    `builtin_only`: the committed schemas/spec.schema.json is the built-in one)."""
+    kinds = sorted(k for k, cls in REGISTRY.items()
+                   if not builtin_only or cls.__module__.startswith("rnncompile.layers."))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -168,10 +168,15 @@ def load_spec(source: str | Path | dict, weights: dict[str, np.ndarray] | None =
                                            "items": {"type": "object"}}
     top_shallow.pop("$defs")
     problems = validate(spec, top_shallow, "$", "the spec")
+    builder = _Builder(spec, base_dir, src_name)
     if problems:
+        layers = spec.get("layers")
+        if isinstance(layers, list) and layers and all(isinstance(l, dict) for l in layers):
+            builder.problems = problems
+            builder._make_layers()  # list the layers' problems too, not just the top level's
+            problems = builder.problems
         raise SpecError(problems)
 
-    builder = _Builder(spec, base_dir, src_name)
     model = builder.build(weights)
     return model
 

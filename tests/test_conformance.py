@@ -184,7 +184,7 @@ def test_generated_ill_conditioned_spec_is_skipped_with_the_reason(monkeypatch):
     import rnncompile.specgen as specgen
 
     chaotic = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
-                          {"class_name": "GRU", "units": 4, "recurrent_activation": "linear",
+                          {"class_name": "GRU", "units": 16, "recurrent_activation": "linear",
                            "return_sequences": True}]}
     broken = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
                          {"class_name": "GRU", "units": 0}]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RunError
-from ..layer import ATTR_BOOL, Layer, LayerError, Sym, Tensor, TensorType, register
+from ..layer import ATTR_BOOL, Layer, LayerError, Sym, Tensor, TensorType, register, uniform
 
 
 @register
@@ -36,7 +36,7 @@ class Embedding(Layer):
         return {"embeddings": (self["input_dim"], self["output_dim"])}
 
     def init_weight(self, key, shape, rng):
-        return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+        return uniform(rng, shape, 1.0)
 
     def token_range(self):
         return self["input_dim"]
