@@ -320,7 +320,7 @@ def mask_case(model, masks: dict[str, np.ndarray] | np.ndarray, rng: np.random.G
     """A verify.Case whose masked inputs are padded exactly where `masks` (a [batch, time] bool
     array of valid steps, per input name, or one array for every masked input) is False.
     Unmasked inputs get random values with the same batch; time axes come from the masks."""
-    from .verify import Case, input_infos
+    from .verify import Case, input_infos, make_inputs
 
     infos = input_infos(model)
     if isinstance(masks, np.ndarray):
@@ -339,28 +339,7 @@ def mask_case(model, masks: dict[str, np.ndarray] | np.ndarray, rng: np.random.G
         lengths[info.name] = info.shape[0] if info.shape[0] is not None else (
             m.shape[1] if m is not None else int(rng.integers(1, 6)))
     n_chunks = chunks or (3 if model.states else 1)
-    feeds_list = []
-    for _ in range(n_chunks):
-        feeds = {}
-        for info in infos:
-            shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else 3)
-                          for i, d in enumerate(info.shape))
-            full = (batch, *shape)
-            if info.dtype.startswith("int"):
-                hi = info.token_range or 10
-                lo = 1 if (info.pad_value == 0 and hi > 1) else 0
-                x = rng.integers(lo, hi, size=full).astype(info.dtype)
-            else:
-                x = rng.standard_normal(full).astype(np.float32)
-                if info.pad_value is not None:
-                    x[x == info.pad_value] += 0.5
-            m = masks.get(info.name)
-            if info.pad_value is not None and m is not None:
-                if m.shape != full[:2]:
-                    raise ValueError(f"mask shape {m.shape} does not fit input {info.name} {full}")
-                x[~m] = info.pad_value
-            feeds[info.name] = x
-        feeds_list.append(feeds)
+    feeds_list = [make_inputs(infos, batch, lengths, "custom", rng, valid=masks) for _ in range(n_chunks)]
     pattern = "custom"
     return Case(f"batch{batch}_custom_mask", batch, lengths, pattern, feeds_list)
 

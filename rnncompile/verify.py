@@ -165,7 +165,9 @@ def _valid_steps(pattern: str, batch: int, steps: int, rng: np.random.Generator,
 
 
 def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pattern: str,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
+                rng: np.random.Generator, valid: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs of one case. Inputs with a pad value get padded steps: where `valid[name]`
+    (a [batch, time] bool array) is False when given, else by `pattern`."""
     feeds = {}
     for info in infos:
         shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else 3)
@@ -179,9 +181,14 @@ def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pat
             x = rng.standard_normal(full).astype(np.float32)
             if info.pad_value is not None:
                 x[x == info.pad_value] += 0.5
-        if info.pad_value is not None and len(full) >= 2 and pattern != "none":
-            valid = _valid_steps(pattern, batch, full[1], rng)
-            x[~valid] = info.pad_value
+        if info.pad_value is not None and len(full) >= 2:
+            steps = (valid or {}).get(info.name)
+            if steps is None and pattern not in ("none", "custom"):
+                steps = _valid_steps(pattern, batch, full[1], rng)
+            if steps is not None:
+                if steps.shape != full[:2]:
+                    raise ValueError(f"mask shape {steps.shape} does not fit input {info.name} {full}")
+                x[~steps] = info.pad_value
         feeds[info.name] = x
     return feeds
 
