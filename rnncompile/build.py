@@ -18,7 +18,7 @@ from .errors import LayerContractError, Problem, RunError, SpecError, Verificati
 from .lower import Lowered, lower
 from .runtime import OnnxRuntimeRunner, Session
 from .spec import Model, load_spec
-from .verify import Report, input_infos, localize, verify
+from .verify import Report, conditioning, input_infos, localize, make_cases, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz")
@@ -100,6 +100,32 @@ def _prepare_out(out_dir: Path) -> None:
                             "refusing to overwrite it", where=str(out_dir))
 
 
+def verification_failure(model: Model, io: dict, report: Report, problem: Problem, seed: int,
+                         threads: int | None) -> VerificationError:
+    """The error for a failed verification, with its diagnosis: the first layer whose lowering
+    disagrees with its reference, and a note when float32 rounding alone explains the failure
+    (an ill-conditioned model, not a wrong artifact)."""
+    try:
+        cond = conditioning(model, io, make_cases(model, seed)[0], report, seed)
+    except Exception:  # a diagnosis must never hide the failure itself
+        cond = None
+    if cond is not None and cond.ill_conditioned:
+        # the model, not the artifact: blaming a layer's lowering would mislead
+        report.notes.append(cond.text + ": the model amplifies float32 rounding, so no float32 "
+                                        "artifact can match the float64 reference to the tolerance")
+        culprit = Problem(problem.where, "the model is ill-conditioned in float32 (see the note below)")
+    else:
+        try:
+            culprit = localize(model, report, seed=seed, threads=threads)  # names the layer
+        except (LayerContractError, KeyboardInterrupt):
+            raise
+        except Exception:
+            culprit = None
+    err = VerificationError(([culprit] if culprit else []) + [problem])
+    err.report = report
+    return err
+
+
 def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, verify_model: bool = True,
           threads: int | None = None) -> BuildResult:
     """Compile, verify, then publish the artifacts into out_dir atomically. Raises SpecError
@@ -117,17 +143,9 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
         runner = OnnxRuntimeRunner(lowered.model_bytes, threads=threads)
         report = verify(model, runner, man, seed=seed)
         if not report.passed:
-            problems = [Problem(str(out_dir), "model.onnx disagrees with the reference "
-                                              "(see the report below); nothing was written")]
-            try:
-                culprit = localize(model, report, seed=seed, threads=threads)  # names the layer
-            except (LayerContractError, KeyboardInterrupt):
-                raise
-            except Exception:  # localizing is a diagnosis; never let it hide the failure itself
-                culprit = None
-            err = VerificationError(([culprit] if culprit else []) + problems)
-            err.report = report
-            raise err
+            raise verification_failure(model, man, report, Problem(
+                str(out_dir), "model.onnx disagrees with the reference (see the report below); "
+                              "nothing was written"), seed, threads)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
@@ -175,7 +193,8 @@ def open_session(out_dir: str | Path, threads: int | None = None) -> Session:
 
 def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None) -> Report:
     """Re-verify OUT/model.onnx against the reference rebuilt from OUT/spec.json and weights.npz,
-    after checking the files are the ones the manifest names."""
+    after checking the files are the ones the manifest names. Returns the passing report; raises
+    VerificationError (report attached, failing layer named where it can be) otherwise."""
     out_dir = Path(out_dir)
     man = read_manifest(out_dir)
     model_bytes = (out_dir / "model.onnx").read_bytes() if (out_dir / "model.onnx").is_file() else None
@@ -188,4 +207,8 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None) -
     if model.digest != man.get("spec_sha256"):
         raise VerificationError("spec.json/weights.npz are not the ones this model was built from "
                                 "(sha256 differs)", where=str(out_dir))
-    return verify(model, OnnxRuntimeRunner(model_bytes, threads=threads), man, seed=seed)
+    report = verify(model, OnnxRuntimeRunner(model_bytes, threads=threads), man, seed=seed)
+    if not report.passed:
+        raise verification_failure(model, man, report, Problem(
+            str(out_dir), "model.onnx disagrees with the reference (see the report below)"), seed, threads)
+    return report

@@ -407,6 +407,87 @@ def _localize_by_prefixes(model: Model, trace: dict, feeds: dict, tol: Tolerance
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# Diagnosing a failure: is it the model (float32 cannot represent it) or the artifact?
+
+
+class Conditioning:
+    """Whether a verification failure is explained by float32 rounding: the reference rerun with
+    its weights and float inputs perturbed by relative float32 rounding noise (2^-24) moves by
+    `sensitivity` (the largest such move, per failing output); a failure whose error is within
+    `factor` times that is ill-conditioned (the model amplifies rounding; float32 cannot be
+    verified to the tolerance), not a compiler bug."""
+
+    factor = 30.0
+
+    def __init__(self, explained: list[tuple[str, float, float]]):
+        self.items = explained  # (case/chunk/output, error, sensitivity)
+
+    @property
+    def ill_conditioned(self) -> bool:
+        return bool(self.items) and all(s > 0 and e <= self.factor * s for _, e, s in self.items)
+
+    @property
+    def text(self) -> str:
+        worst = max(self.items, key=lambda t: t[1])
+        return (f"ill-conditioned: float32 rounding of the weights and inputs alone moves the "
+                f"reference by up to {worst[2]:.2e} where onnxruntime differs by {worst[1]:.2e} "
+                f"({worst[0]})")
+
+
+def conditioning(model, io: dict, cases: list, report, seed: int = 0, trials: int = 3) -> Conditioning:
+    """Sensitivity of the reference to float32-level perturbations, on the failing cases."""
+    from .runtime import ReferenceRunner, Session
+
+    failing: dict[tuple[str, int], list] = {}
+    for c in report.cases:
+        for o in c.outputs:
+            if not o.passed:
+                failing.setdefault((c.name, c.chunk), []).append(o)
+    by_name = {c.name: c for c in cases}
+    rng = np.random.default_rng(seed)
+    weights = model.weights
+    items = []
+
+    def run(case, w, noise):
+        model.weights = w
+        try:
+            sess = Session(ReferenceRunner(model), io)
+            outs = []
+            for feeds in case.chunks:
+                feeds = {k: (v * (1 + noise * rng.standard_normal(v.shape))).astype(v.dtype)
+                         if v.dtype.kind == "f" else v for k, v in feeds.items()}
+                r = sess.run(feeds)
+                r.update({s["output"]: v for s, v in zip(io.get("states", []),
+                                                          sess.states.values())})
+                outs.append(r)
+            return outs
+        finally:
+            model.weights = weights
+
+    for (cname, chunk), outs in failing.items():
+        case = by_name.get(cname)
+        if case is None or any(o.name == "*" for o in outs):
+            items.append((f"{cname}", float("inf"), 0.0))
+            continue
+        base = run(case, weights, 0.0)
+        sens = {o.name: 0.0 for o in outs}
+        for _ in range(trials):
+            w = {k: (v.astype(np.float64) * (1 + 2.0 ** -24 * rng.standard_normal(v.shape)))
+                 for k, v in weights.items()}
+            moved = run(case, w, 2.0 ** -24)
+            for o in outs:
+                if o.name in moved[chunk] and o.name in base[chunk]:
+                    with np.errstate(invalid="ignore"):
+                        d = np.abs(np.asarray(moved[chunk][o.name], np.float64)
+                                   - np.asarray(base[chunk][o.name], np.float64))
+                    sens[o.name] = max(sens[o.name], float(np.nanmax(d)) if d.size else 0.0)
+        for o in outs:
+            err = o.max_abs_error if not o.problem else float("inf")
+            items.append((f"case {cname} chunk {chunk} output {o.name}", err, sens[o.name]))
+    return Conditioning(items)
+
+
 def render(report: Report) -> str:
     """A readable table of the worst error per output."""
     lines = [f"{report.runner} vs {report.reference}, {report.precision}: "

@@ -213,3 +213,16 @@ def test_summary_says_why_a_layer_is_not_native(tmp_path):
     lstm = next(l for l in text.splitlines() if l.startswith("lstm"))
     assert "ONNX Scan loop, not native: activation 'gelu'" in gru
     assert "native ONNX LSTM" in lstm
+
+
+def test_ill_conditioned_model_fails_with_the_diagnosis(tmp_path):
+    # an unbounded gate amplifies float32 rounding: no float32 artifact can match float64;
+    # the build fails (exit 1, nothing written) and says why instead of blaming a lowering
+    spec = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
+                       {"class_name": "GRU", "units": 16, "recurrent_activation": "linear",
+                        "return_sequences": True}]}
+    out = tmp_path / "out"
+    code, text = cli("build", write(tmp_path, spec), "-o", out)
+    assert code == 1 and not out.exists()
+    assert "ill-conditioned in float32" in text and "amplifies float32 rounding" in text
+    assert "lowering disagrees" not in text
