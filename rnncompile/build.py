@@ -93,7 +93,7 @@ class BuildResult:
 def _prepare_out(out_dir: Path) -> None:
     if out_dir.exists():
         if not out_dir.is_dir():
-            raise SpecError(f"output path exists and is not a directory", where=str(out_dir))
+            raise SpecError("output path exists and is not a directory", where=str(out_dir))
         contents = {p.name for p in out_dir.iterdir()}
         if contents and not (contents <= set(ARTIFACTS) and "manifest.json" in contents):
             raise SpecError("output directory is not empty and was not written by rnncompile; "

@@ -111,8 +111,10 @@ class Bidirectional(Layer):
                 {k[9:]: v for k, v in weights.items() if k.startswith("backward/")})
 
     def _assemble(self, y_f, y_b, states, mask, wrap):
-        rs, n = self.inner["return_sequences"], self.inner.n_states
-        seq_mask = mask if rs else None
+        """Outputs in Keras order: the merged sequence (or both with merge_mode None), the states
+        if return_state, then the carried states if stateful. `wrap(value, mask, index)` makes the
+        pass's value; a ("merge", a, b) value asks it to merge."""
+        seq_mask = mask if self.inner["return_sequences"] else None
         if self["merge_mode"] is None:
             out = [wrap(y_f, seq_mask, 0), wrap(y_b, seq_mask, 1)]
         else:
@@ -122,7 +124,6 @@ class Bidirectional(Layer):
             out += [wrap(s, None, k + i) for i, s in enumerate(states)]
         if self.inner["stateful"]:
             out += [wrap(s, None, -1) for s in states]
-        del n
         return out
 
     def reference(self, inputs, weights):
