@@ -7,16 +7,14 @@ import numpy as np
 
 from .. import activations as act
 from ..layer import register
-from .recurrent import RECURRENT_ATTRIBUTES, Recurrent, split_gates
+from .recurrent import GATED_ATTRIBUTES, Recurrent, split_gates
 
 
 @register
 class GRU(Recurrent):
     class_name = "GRU"
     description = "Gated Recurrent Unit (Keras GRU)"
-    attributes = dict(RECURRENT_ATTRIBUTES,
-                      recurrent_activation={"enum": list(act.CELL_NAMES), "default": "sigmoid"},
-                      reset_after={"type": "boolean", "default": True})
+    attributes = dict(GATED_ATTRIBUTES, reset_after={"type": "boolean", "default": True})
     onnx_op = "GRU"
     gates = 3
     state_names = ("h",)

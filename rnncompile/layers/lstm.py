@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import activations as act
 from ..layer import register
-from .recurrent import RECURRENT_ATTRIBUTES, Recurrent, split_gates
+from .recurrent import GATED_ATTRIBUTES, Recurrent, split_gates
 
 KERAS_TO_ONNX = [0, 3, 1, 2]  # i, f, c, o -> i, o, f, c
 
@@ -19,8 +19,7 @@ def _reorder(a: np.ndarray, axis: int = -1) -> np.ndarray:
 class LSTM(Recurrent):
     class_name = "LSTM"
     description = "Long Short-Term Memory layer (Keras LSTM)"
-    attributes = dict(RECURRENT_ATTRIBUTES,
-                      recurrent_activation={"enum": list(act.CELL_NAMES), "default": "sigmoid"},
+    attributes = dict(GATED_ATTRIBUTES,
                       unit_forget_bias={"type": "boolean", "default": True,
                                         "description": "an initializer setting; no effect on given weights"})
     onnx_op = "LSTM"

@@ -50,6 +50,10 @@ RECURRENT_ATTRIBUTES: dict[str, dict] = {
         "functional model without an explicit mask= argument")),
 }
 
+#: LSTM and GRU: a gated cell adds the activation of its gates.
+GATED_ATTRIBUTES: dict[str, dict] = dict(
+    RECURRENT_ATTRIBUTES, recurrent_activation={"enum": list(act.CELL_NAMES), "default": "sigmoid"})
+
 StepFn = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 
 
