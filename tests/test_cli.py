@@ -226,3 +226,27 @@ def test_ill_conditioned_model_fails_with_the_diagnosis(tmp_path):
     assert code == 1 and not out.exists()
     assert "ill-conditioned in float32" in text and "amplifies float32 rounding" in text
     assert "lowering disagrees" not in text
+
+
+def test_build_and_run_a_keras_file_equals_keras(tmp_path):
+    # the main Keras job end to end through the CLI: build model.keras, run it, compare with
+    # the outputs Keras's model.predict gave (committed beside the fixture)
+    fixture = ROOT / "tests/keras_models/bidi_lstm_concat_seq"
+    out = tmp_path / "out"
+    code, text = cli("build", fixture.with_suffix(".keras"), "-o", out)
+    assert code == 0 and "verified: yes" in text, text
+    with np.load(fixture.with_suffix(".npz")) as f:
+        ins = {k.split("/")[-1]: f[k] for k in f.files if k.startswith("call0/in/")}
+        want = [f[f"call0/out/{i}"] for i in range(sum(k.startswith("call0/out/") for k in f.files))]
+    np.savez(tmp_path / "in.npz", **ins)
+    code, text = cli("run", out, "--input", tmp_path / "in.npz", "--save", tmp_path / "got.npz")
+    assert code == 0, text
+    man = json.loads((out / "manifest.json").read_text())
+    with np.load(tmp_path / "got.npz") as got:
+        for spec, w in zip(man["outputs"], want):
+            np.testing.assert_allclose(got[spec["name"]], w, atol=1e-5, rtol=1e-5)
+    # import writes an editable spec + weights that build to the same model
+    code, text = cli("import", fixture.with_suffix(".keras"), "-o", tmp_path / "spec.json")
+    assert code == 0, text
+    assert cli("build", tmp_path / "spec.json", "-o", tmp_path / "again")[0] == 0
+    assert (tmp_path / "again/model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
