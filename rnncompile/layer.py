@@ -23,7 +23,7 @@ layer is, only call these methods.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -240,10 +240,6 @@ def register(cls: type[Layer] | None = None, *, replace: bool = False):
     return cls
 
 
-def layer_kind(class_name: str) -> type[Layer] | None:
-    return REGISTRY.get(class_name)
-
-
 # ---------------------------------------------------------------------------------------------
 # Small helpers shared by kinds.
 
@@ -297,16 +293,8 @@ ATTR_UNITS = {"type": "integer", "minimum": 1, "maximum": 1 << 16, "description"
 ATTR_BOOL = {"type": "boolean"}
 
 
-def attr(schema: dict, default: Any = None, **extra: Any) -> dict:
-    out = dict(schema)
-    if default is not None or "default" in extra:
-        out["default"] = default
-    out.update(extra)
-    return out
-
-
 __all__ = [
     "Layer", "LayerError", "Ref", "Sym", "Tensor", "TensorType", "REGISTRY", "register",
-    "layer_kind", "passthrough", "expect_rank", "expect_float", "expect_sequence",
-    "expect_fixed_features", "valid_steps", "uniform", "attr", "field", "ATTR_BOOL", "ATTR_UNITS",
+    "passthrough", "expect_rank", "expect_float", "expect_sequence",
+    "expect_fixed_features", "valid_steps", "uniform", "ATTR_BOOL", "ATTR_UNITS",
 ]
