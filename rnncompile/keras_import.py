@@ -666,13 +666,18 @@ class _Converter:
             return False
         return True
 
-    # -- Sequential -----------------------------------------------------------------------------
-    def _sequential(self, cfg) -> None:
-        entries = cfg if isinstance(cfg, list) else (cfg or {}).get("layers")
+    def _layer_entries(self, entries, what: str) -> list:
+        """A config's list of layer entries: non-empty and within the size limit."""
         if not isinstance(entries, list) or not entries:
-            raise SpecError([Problem(self.file, "the Sequential model has no layers")])
+            raise SpecError([Problem(self.file, f"{what} has no layers")])
         if len(entries) > MAX_LAYERS:
             raise SpecError([Problem(self.file, f"{len(entries)} layers (limit {MAX_LAYERS})")])
+        return entries
+
+    # -- Sequential -----------------------------------------------------------------------------
+    def _sequential(self, cfg) -> None:
+        entries = self._layer_entries(cfg if isinstance(cfg, list) else (cfg or {}).get("layers"),
+                                      "the Sequential model")
         nodes: list[_Node] = []
         names = []
         for i, e in enumerate(entries):
@@ -730,11 +735,7 @@ class _Converter:
 
     # -- Functional -----------------------------------------------------------------------------
     def _functional(self, cfg: dict) -> None:
-        entries = cfg.get("layers")
-        if not isinstance(entries, list) or not entries:
-            raise SpecError([Problem(self.file, "the model has no layers")])
-        if len(entries) > MAX_LAYERS:
-            raise SpecError([Problem(self.file, f"{len(entries)} layers (limit {MAX_LAYERS})")])
+        entries = self._layer_entries(cfg.get("layers"), "the model")
         nodes: list[_Node] = []
         order = []
         for i, e in enumerate(entries):
