@@ -35,7 +35,8 @@ sys.path.insert(0, str(HERE))
 from rnncompile import bench  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
-from rnncompile.runtime import OnnxRuntimeRunner, ReferenceRunner  # noqa: E402
+from rnncompile.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
+from rnncompile.backends.reference import ReferenceRunner  # noqa: E402
 from rnncompile.spec import load_spec  # noqa: E402
 from rnncompile.verify import Tolerance, compare  # noqa: E402
 

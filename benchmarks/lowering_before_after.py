@@ -25,7 +25,7 @@ from compare import SEED_MODELS, load_json  # noqa: E402
 from rnncompile import bench  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
-from rnncompile.runtime import OnnxRuntimeRunner  # noqa: E402
+from rnncompile.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from rnncompile.spec import load_spec  # noqa: E402
 
 

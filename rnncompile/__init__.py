@@ -16,11 +16,15 @@ from .layer import Layer, LayerError, Sym, Tensor, TensorType, register  # noqa:
 from .spec import Model, load_spec  # noqa: E402
 from .build import BuildResult, build, load_model as load, open_session, verify_dir  # noqa: E402
 from .reference import run_reference as reference  # noqa: E402
-from .runtime import OnnxRuntimeRunner, ReferenceRunner, Session  # noqa: E402
+from .backends import runner_factory  # noqa: E402
+from .backends.reference import ReferenceRunner  # noqa: E402
+from .runtime import Session  # noqa: E402
+from .targets import TARGETS, Target, get_target  # noqa: E402
 
 __all__ = [
     "BuildResult", "Layer", "LayerContractError", "LayerError", "Model", "ModelFileError",
-    "OnnxRuntimeRunner", "Problem", "ReferenceRunner", "RnnCompileError", "RunError", "Session",
-    "SpecError", "Sym", "Tensor", "TensorType", "VerificationError", "build", "load", "load_spec",
-    "open_session", "reference", "register", "verify_dir", "__version__",
+    "Problem", "ReferenceRunner", "RnnCompileError", "RunError", "Session", "SpecError", "Sym",
+    "TARGETS", "Target", "Tensor", "TensorType", "VerificationError", "build", "get_target", "load",
+    "load_spec", "open_session", "reference", "register", "runner_factory", "verify_dir",
+    "__version__",
 ]

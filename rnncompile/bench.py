@@ -391,7 +391,7 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
     `processes`, also time `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh
     processes for compile time and peak memory."""
     from .build import read_manifest
-    from .runtime import OnnxRuntimeRunner
+    from .backends import default_factory
 
     out_dir = Path(out_dir)
     man = read_manifest(out_dir)
@@ -413,7 +413,7 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
     for t in threads:
         result.peak[t] = matmul_peak(t)
     for t in threads:
-        runner = OnnxRuntimeRunner(model_bytes, threads=t)
+        runner = default_factory(t)(model_bytes)
         sess = runner.session
         for b in batches:
             for s in steps:

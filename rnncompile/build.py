@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .backends import RunnerFactory, default_factory
 from .errors import LayerContractError, Problem, RunError, SpecError, VerificationError
 from .lower import Lowered, lower
-from .runtime import OnnxRuntimeRunner, Session
+from .runtime import Session
 from .spec import Model, load_spec
+from .targets import Target, get_target
 from .verify import Report, conditioning, input_infos, localize, make_cases, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -60,12 +62,14 @@ def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds
         "spec_sha256": model.digest,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "opset": lowered.io["opset"],
+        "target": lowered.target.name,
+        "precision": lowered.target.precision,
         **io,
         "layers": [{"name": l.name, "class_name": l.class_name,
                     "output_shapes": [str(t) for t in l.output_types_],
                     "mask": [t.masked for t in l.output_types_],
                     "parameters": int(sum(np.prod(s) for s in l.weight_shapes(l.input_types).values())),
-                    "lowering": l.lowering()} for l in model.layers.values()],
+                    "lowering": l.lowering(lowered.target)} for l in model.layers.values()],
         "onnx_ops": lowered.io["ops"],
         "compile_seconds": round(compile_seconds, 4),
     }
@@ -101,7 +105,7 @@ def _prepare_out(out_dir: Path) -> None:
 
 
 def verification_failure(model: Model, io: dict, report: Report, problem: Problem, seed: int,
-                         threads: int | None) -> VerificationError:
+                         make_runner: RunnerFactory, target: Target) -> VerificationError:
     """The error for a failed verification, with its diagnosis: the first layer whose lowering
     disagrees with its reference, and a note when float32 rounding alone explains the failure
     (an ill-conditioned model, not a wrong artifact)."""
@@ -116,7 +120,7 @@ def verification_failure(model: Model, io: dict, report: Report, problem: Proble
         culprit = Problem(problem.where, "the model is ill-conditioned in float32 (see the note below)")
     else:
         try:
-            culprit = localize(model, report, seed=seed, threads=threads)  # names the layer
+            culprit = localize(model, report, make_runner, target, seed=seed)  # names the layer
         except (LayerContractError, KeyboardInterrupt):
             raise
         except Exception:
@@ -127,25 +131,29 @@ def verification_failure(model: Model, io: dict, report: Report, problem: Proble
 
 
 def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, verify_model: bool = True,
-          threads: int | None = None) -> BuildResult:
-    """Compile, verify, then publish the artifacts into out_dir atomically. Raises SpecError
-    (invalid input) or VerificationError (the artifact disagrees with the reference; out_dir is
-    left untouched and the report is attached to the error)."""
+          threads: int | None = None, target: Target | str | None = None,
+          runner_factory: RunnerFactory | None = None) -> BuildResult:
+    """Compile for `target` (rnncompile.targets; default onnxruntime), verify, then publish the
+    artifacts into out_dir atomically. Verification runs the exact model bytes on the runners
+    `runner_factory` makes (default: onnxruntime on the CPU with `threads`). Raises SpecError /
+    TargetError (invalid input) or VerificationError (the artifact disagrees with the reference;
+    out_dir is left untouched and the report is attached to the error)."""
     out_dir = Path(out_dir)
+    target = get_target(target)
+    make_runner = runner_factory or default_factory(threads)
     _prepare_out(out_dir)
     model = load_model(source)
     t0 = time.perf_counter()
-    lowered = lower(model)
+    lowered = lower(model, target)
     compile_seconds = time.perf_counter() - t0
     man = manifest(model, lowered, lowered.model_bytes, compile_seconds)
     report = None
     if verify_model:
-        runner = OnnxRuntimeRunner(lowered.model_bytes, threads=threads)
-        report = verify(model, runner, man, seed=seed)
+        report = verify(model, make_runner(lowered.model_bytes), man, seed=seed)
         if not report.passed:
             raise verification_failure(model, man, report, Problem(
                 str(out_dir), "model.onnx disagrees with the reference (see the report below); "
-                              "nothing was written"), seed, threads)
+                              "nothing was written"), seed, make_runner, target)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
@@ -181,17 +189,20 @@ def read_manifest(out_dir: str | Path) -> dict:
         raise RunError(f"damaged manifest.json: {e}", where=str(path)) from None
 
 
-def open_session(out_dir: str | Path, threads: int | None = None) -> Session:
-    """A Session over OUT/model.onnx on onnxruntime, states carried for stateful models."""
+def open_session(out_dir: str | Path, threads: int | None = None,
+                 runner_factory: RunnerFactory | None = None) -> Session:
+    """A Session over OUT/model.onnx (default: onnxruntime on the CPU with `threads`), states
+    carried for stateful models."""
     out_dir = Path(out_dir)
     man = read_manifest(out_dir)
     model_path = out_dir / "model.onnx"
     if not model_path.is_file():
         raise RunError("model.onnx is missing", where=str(out_dir))
-    return Session(OnnxRuntimeRunner(model_path, threads=threads), man)
+    return Session((runner_factory or default_factory(threads))(model_path), man)
 
 
-def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None) -> Report:
+def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
+               runner_factory: RunnerFactory | None = None) -> Report:
     """Re-verify OUT/model.onnx against the reference rebuilt from OUT/spec.json and weights.npz,
     after checking the files are the ones the manifest names. Returns the passing report; raises
     VerificationError (report attached, failing layer named where it can be) otherwise."""
@@ -207,8 +218,11 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None) -
     if model.digest != man.get("spec_sha256"):
         raise VerificationError("spec.json/weights.npz are not the ones this model was built from "
                                 "(sha256 differs)", where=str(out_dir))
-    report = verify(model, OnnxRuntimeRunner(model_bytes, threads=threads), man, seed=seed)
+    make_runner = runner_factory or default_factory(threads)
+    target = get_target(man.get("target", "onnxruntime"), man.get("precision", "float32"))
+    report = verify(model, make_runner(model_bytes), man, seed=seed)
     if not report.passed:
         raise verification_failure(model, man, report, Problem(
-            str(out_dir), "model.onnx disagrees with the reference (see the report below)"), seed, threads)
+            str(out_dir), "model.onnx disagrees with the reference (see the report below)"), seed,
+            make_runner, target)
     return report

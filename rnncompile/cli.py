@@ -53,6 +53,18 @@ def command(f):
     return wrapper
 
 
+def target_options(f):
+    """--target and --precision, for the commands that lower a model."""
+    from .targets import PRECISION_ALIASES, TARGETS
+
+    f = click.option("--precision", default="fp32", show_default=True,
+                     type=click.Choice(sorted(PRECISION_ALIASES), case_sensitive=False),
+                     help="Float precision of the graph (typed fp16/bf16 graphs).")(f)
+    return click.option("--target", default="onnxruntime", show_default=True,
+                        type=click.Choice(sorted(TARGETS)),
+                        help="The runtime the ONNX graph is for (rnncompile.targets).")(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnncompile")
 def main():
@@ -66,14 +78,18 @@ def main():
 @click.option("--seed", default=0, show_default=True, help="Seed of the verification inputs.")
 @click.option("--no-verify", is_flag=True, help="Skip verification (the report is then absent).")
 @click.option("--threads", type=int, default=None, help="onnxruntime threads for verification.")
+@target_options
 @command
-def build(source, out_dir, seed, no_verify, threads):
+def build(source, out_dir, seed, no_verify, threads, target, precision):
     """Compile SOURCE (spec.json, model.keras or model.h5) into OUT: model.onnx, manifest.json,
     report.json. Exit 0 when verified, 1 when verification fails, 2 for invalid input."""
     from .build import build as do_build
     from .verify import render
 
-    result = do_build(source, out_dir, seed=seed, verify_model=not no_verify, threads=threads)
+    from .targets import get_target
+
+    result = do_build(source, out_dir, seed=seed, verify_model=not no_verify, threads=threads,
+                      target=get_target(target, precision))
     man = result.manifest
     click.echo(f"built {out_dir}/model.onnx  (opset {man['opset']}, {len(man['layers'])} layers, "
                f"compile {man['compile_seconds'] * 1000:.0f} ms)")
@@ -89,26 +105,40 @@ def build(source, out_dir, seed, no_verify, threads):
 
 @main.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@target_options
 @command
-def check(source):
-    """Validate SOURCE (shapes, masks, weights) without building."""
+def check(source, target, precision):
+    """Validate SOURCE (shapes, masks, weights) without building, and that every layer can be
+    lowered for the target."""
     from .build import load_model
+    from .errors import TargetError
+    from .lower import check_target
+    from .targets import get_target
 
     model = load_model(source)
-    click.echo(f"ok: {model.name}: {len(model.layers)} layers, {model.parameter_count:,} parameters")
+    t = get_target(target, precision)
+    blocked = check_target(model, t)
+    if blocked:
+        raise TargetError(blocked)
+    click.echo(f"ok: {model.name}: {len(model.layers)} layers, {model.parameter_count:,} parameters; "
+               f"lowers for {t}")
 
 
 @main.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@target_options
 @command
-def summary(source, as_json):
-    """Print a Keras-like table of SOURCE's layers, shapes, masks and lowerings."""
+def summary(source, as_json, target, precision):
+    """Print a Keras-like table of SOURCE's layers, shapes, masks and lowerings on the target,
+    with whether each recurrent layer gets the native fused op there and, if not, why."""
     from .build import load_model
     from .summary import render_summary, summary_rows
+    from .targets import get_target
 
     model = load_model(source)
-    click.echo(json.dumps(summary_rows(model), indent=2) if as_json else render_summary(model))
+    t = get_target(target, precision)
+    click.echo(json.dumps(summary_rows(model, t), indent=2) if as_json else render_summary(model, t))
 
 
 @main.command()

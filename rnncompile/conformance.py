@@ -395,7 +395,8 @@ def _keras_checks(case, tol, threads) -> tuple[list, str]:
     """The case as a Keras layer: rnncompile's reference and its built ONNX model (onnxruntime)
     against the ONNX outputs. Returns (results by comparison, note)."""
     from .lower import lower
-    from .runtime import OnnxRuntimeRunner, ReferenceRunner
+    from .backends import default_factory
+    from .backends.reference import ReferenceRunner
     from .spec import load_spec
 
     spec, weights, feeds, to_onnx = onnx_case_as_keras(case)
@@ -407,7 +408,7 @@ def _keras_checks(case, tol, threads) -> tuple[list, str]:
     checks = []
     for label, runner in (("rnncompile reference vs onnx", ReferenceRunner(model)),
                           ("rnncompile build (onnxruntime) vs onnx",
-                           OnnxRuntimeRunner(lowered.model_bytes, threads=threads))):
+                           default_factory(threads)(lowered.model_bytes))):
         got = to_onnx(runner.run(dict(feeds)), model.output_names)
         checks.append((label, [compare(k, want[k], got[k], tol) for k in want]))
     layer = model.layers["rnn"]
@@ -578,7 +579,9 @@ def _read_golden(case_dir: Path, mask_dropped: bool = False):
 def run_goldens_suite(goldens: str | Path | None = None, threads: int = 1) -> SuiteResult:
     from .build import io_description
     from .lower import lower
-    from .runtime import OnnxRuntimeRunner, ReferenceRunner, Session
+    from .backends import default_factory
+    from .backends.reference import ReferenceRunner
+    from .runtime import Session
 
     suite = SuiteResult("goldens", "Keras golden cases (reference and onnxruntime vs Keras)",
                         "outputs of Keras models built from the same specs and weights")
@@ -618,7 +621,7 @@ def run_goldens_suite(goldens: str | Path | None = None, threads: int = 1) -> Su
             lowered = lower(model)
             io = io_description(model, lowered)
             ref = Session(ReferenceRunner(model), io)
-            ort_ = Session(OnnxRuntimeRunner(lowered.model_bytes, threads=threads), io)
+            ort_ = Session(default_factory(threads)(lowered.model_bytes), io)
             r_res, o_res = [], []
             for k, (ins, outs) in enumerate(chunks):
                 want_r = ref.run(dict(ins))
@@ -691,7 +694,7 @@ def run_generated_suite(examples: int, seed: int = 0) -> SuiteResult:
                                            {"onnxruntime vs reference": abs_}, time.perf_counter() - c0))
             continue
         kinds = [l.class_name + (f"({l.inner.class_name})" if hasattr(l, "inner") else "")
-                 for l in model.layers.values() if not getattr(l, "is_model_input", False)]
+                 for l in model.layers.values() if not l.is_model_input]
         detail = (f"{first} | spec: {json.dumps(spec)}" if not ok else
                   f"{' > '.join(kinds)}; {len(report.cases)} case(s)")
         suite.cases.append(CaseOutcome(name, "passed" if ok else "failed", abs_, rel, detail,

@@ -38,6 +38,11 @@ class ModelFileError(RnnCompileError):
     """A file we were asked to read (weights, Keras model, inputs) is missing, damaged or unsafe."""
 
 
+class TargetError(RnnCompileError):
+    """The model is valid but cannot be lowered for the requested target (e.g. a Scan-only cell
+    for TensorRT): each problem names the layer, the reason and the nearest alternative."""
+
+
 class RunError(RnnCompileError):
     """Running a built model failed (bad inputs, missing artifacts, runtime refusal)."""
 

@@ -110,6 +110,8 @@ class Layer:
     description: ClassVar[str] = ""
     #: False when the layer's Keras semantics are undefined on a fully masked row (e.g. 0/0).
     defined_for_empty_rows: ClassVar[bool] = True
+    #: True for a model input: the passes feed it the graph input of its name as its only input.
+    is_model_input: ClassVar[bool] = False
 
     def __init__(self, name: str, config: dict[str, Any], path: str = "$"):
         self.name = name
@@ -153,9 +155,20 @@ class Layer:
         """Emit ONNX nodes through the GraphBuilder `g`; return one Sym per output."""
         raise NotImplementedError
 
-    def lowering(self) -> str:
-        """How this layer is lowered, for `summary` and the manifest."""
+    def lowering(self, target=None) -> str:
+        """How this layer is lowered on `target` (a rnncompile.targets.Target; None: the default),
+        for `summary` and the manifest."""
         return "ONNX ops"
+
+    def target_blocker(self, target) -> str | None:
+        """Why this layer cannot be lowered for `target` at all, with the nearest supported
+        alternative; None when it can. The lowering pass refuses the model with this reason."""
+        return None
+
+    def fused_path(self, target) -> dict | None:
+        """For a layer that runs a recurrent operator: {"native": bool, "why_not": str | None,
+        "keras_cudnn_conditions_unmet": [...]}, for `summary --target`. None otherwise."""
+        return None
 
     def init_weight(self, key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Seeded weights used when a spec names no weights file (not Keras's initializers:

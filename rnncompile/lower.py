@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import LayerContractError
+from .errors import LayerContractError, Problem, TargetError
 from .layer import Sym, TensorType
 from .onnx_graph import GraphBuilder, describe, finish
 from .spec import Model
+from .targets import Target, get_target
 
 
 @dataclass
 class Lowered:
     model_bytes: bytes
     io: dict  # {"inputs": [...], "outputs": [...], "opset": n, "ops": [...]}
+    target: Target
     #: With `lower(model, expose_layers=True)`: layer name -> one (value output, mask output or
     #: None) pair of extra graph output names per layer output, to compare layer by layer.
     layer_outputs: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
@@ -46,12 +48,27 @@ def input_dims(model: Model) -> dict[str, list]:
     return dims
 
 
-def lower(model: Model, expose_layers: bool = False, stop_after: str | None = None) -> Lowered:
-    """Lower `model` to ONNX. `expose_layers=True` gives a debug graph that also outputs every
-    layer's outputs and masks (see `Lowered.layer_outputs`); the normal build never uses it.
-    `stop_after=<layer>`: a debug graph of the layers up to that one only, all exposed, without
-    the model's outputs (to find the first layer whose lowering breaks)."""
-    g = GraphBuilder(model.name)
+def check_target(model: Model, target: "Target | str | None" = None) -> list[Problem]:
+    """Every layer that cannot be lowered for `target`, with why and the nearest alternative."""
+    target = get_target(target)
+    return [Problem(f"layer {layer.name!r} ({layer.class_name})", why)
+            for layer in model.layers.values()
+            if (why := layer.target_blocker(target)) is not None]
+
+
+def lower(model: Model, target: "Target | str | None" = None, expose_layers: bool = False,
+          stop_after: str | None = None) -> Lowered:
+    """Lower `model` to ONNX for `target` (rnncompile.targets; default onnxruntime). Layers the
+    target cannot take are refused (TargetError), never emitted. `expose_layers=True` gives a
+    debug graph that also outputs every layer's outputs and masks (see `Lowered.layer_outputs`);
+    the normal build never uses it. `stop_after=<layer>`: a debug graph of the layers up to that
+    one only, all exposed, without the model's outputs (to find the first layer whose lowering
+    breaks)."""
+    target = get_target(target)
+    blocked = check_target(model, target)
+    if blocked:
+        raise TargetError(blocked)
+    g = GraphBuilder(model.name, target)
     syms: dict[str, list[Sym]] = {}
     dims = input_dims(model)
     state_outputs = []
@@ -63,7 +80,7 @@ def lower(model: Model, expose_layers: bool = False, stop_after: str | None = No
                                          TensorType((None, *s.shape)))
     for layer in model.layers.values():
         with g.scope(layer.name):
-            if getattr(layer, "is_model_input", False):
+            if layer.is_model_input:
                 ins = [graph_inputs[layer.name]]
             else:
                 ins = [syms[r.layer][r.index] for r in layer.inbound]
@@ -98,26 +115,26 @@ def lower(model: Model, expose_layers: bool = False, stop_after: str | None = No
         model_bytes, shapes = finish(g.to_model())
     except Exception as e:  # the ONNX checker or shape inference refused the graph
         if stop_after is None:
-            _blame_invalid_graph(model)
+            _blame_invalid_graph(model, target)
             raise
         raise _InvalidGraph(e) from e
     _check_shapes(model, syms, shapes)
-    return Lowered(model_bytes, describe(model_bytes), exposed)
+    return Lowered(model_bytes, describe(model_bytes), target, exposed)
 
 
 class _InvalidGraph(Exception):
     """A prefix graph (`stop_after`) that the ONNX checker or shape inference refused."""
 
 
-def _blame_invalid_graph(model: Model) -> None:
+def _blame_invalid_graph(model: Model, target: Target) -> None:
     """The graph does not check (a layer fed a tensor its lowering cannot take, usually because an
     upstream lowering broke its shape rule): lower growing prefixes of the model until one fails,
     and raise LayerContractError naming that layer (or its shape rule's disagreement)."""
     for layer in model.layers.values():
-        if getattr(layer, "is_model_input", False):
+        if layer.is_model_input:
             continue
         try:
-            lower(model, stop_after=layer.name)
+            lower(model, target, stop_after=layer.name)
         except _InvalidGraph as e:
             text = str(e.__cause__).strip().splitlines()
             raise LayerContractError(f"lowering gives an ONNX graph that does not check: "
@@ -130,7 +147,7 @@ def _expose(g: GraphBuilder, model: Model, syms: dict[str, list[Sym]]) -> dict:
     all symbolic, so a shape rule that disagrees cannot stop the debug graph from building."""
     exposed = {}
     for layer in model.layers.values():
-        if getattr(layer, "is_model_input", False) or layer.name not in syms:
+        if layer.is_model_input or layer.name not in syms:
             continue
         pairs = []
         for i, sym in enumerate(syms[layer.name]):

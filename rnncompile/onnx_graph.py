@@ -37,8 +37,12 @@ class GraphBuilder:
     """Builds one ONNX graph. Names are deterministic: `<scope>/<Op>_<n>`, so the same spec always
     gives a byte-identical model."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, target=None):
+        from .targets import get_target
+
         self.name = name
+        #: The Target the graph is lowered for (rnncompile.targets): lowerings consult it.
+        self.target = get_target(target)
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
@@ -46,9 +50,16 @@ class GraphBuilder:
         self._scope: list[str] = []
         self._counts: dict[str, int] = {}
         self._const_cache: dict[tuple, str] = {}
-        #: Per-graph memo for lowerings that share work across layers (e.g. one set of mask
-        #: index tensors per mask). Keys are owned by the lowering that sets them.
-        self.memo: dict = {}
+        self._shared: dict[type, object] = {}
+
+    def shared(self, cls: type):
+        """The one instance of `cls` (a lowering's own typed state, built with `cls()`) for this
+        graph: how lowerings share work across layers (e.g. one set of mask index tensors per
+        mask, in layers/recurrent.py). Subgraph builders share their outer graph's."""
+        obj = self._shared.get(cls)
+        if obj is None:
+            obj = self._shared[cls] = cls()
+        return obj
 
     # -- naming -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -68,7 +79,8 @@ class GraphBuilder:
     def subgraph(self, name: str) -> "GraphBuilder":
         """A builder for a Scan/Loop body. It shares this graph's naming and constants: the body
         reads constants (weights) from the outer scope."""
-        sub = GraphBuilder(name)
+        sub = GraphBuilder(name, self.target)
+        sub._shared = self._shared
         sub._scope = list(self._scope) + [name]
         sub._counts = self._counts
         sub.const = self.const  # constants live in the outermost graph
@@ -147,6 +159,11 @@ class GraphBuilder:
 
     def cast(self, x: str, dtype: str) -> str:
         return self.op("Cast", x, to=_DTYPES[dtype])
+
+    def constant_of_shape(self, shape: str, value: float, dtype: str = "float32") -> str:
+        """A tensor of the run-time shape `shape` (a 1-D int64 value) filled with `value`."""
+        return self.op("ConstantOfShape", shape,
+                       value=helper.make_tensor("value", _DTYPES[dtype], [1], [value]))
 
     # -- result -------------------------------------------------------------------------------
     def live(self) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:

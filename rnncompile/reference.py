@@ -19,7 +19,7 @@ def run_reference(model: Model, feeds: dict[str, np.ndarray],
     new_states: dict[str, np.ndarray] = {}
     batch = next(iter(feeds.values())).shape[0] if feeds else 1
     for layer in model.layers.values():
-        if getattr(layer, "is_model_input", False):
+        if layer.is_model_input:
             data = np.asarray(feeds[layer.name])
             ins = [Tensor(data.astype(np.float64) if data.dtype.kind == "f" else data)]
         else:

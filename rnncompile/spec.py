@@ -202,7 +202,7 @@ class _Builder:
         self._infer()
         outputs = self._outputs()
         self.check()
-        inputs = [n for n, l in self.layers.items() if getattr(l, "is_model_input", False)]
+        inputs = [n for n, l in self.layers.items() if l.is_model_input]
         if not inputs:
             self.fail("$.layers", "a model needs at least one Input layer")
         states = [StateSpec(l.name, suffix, shape) for l in self.layers.values()
@@ -254,7 +254,7 @@ class _Builder:
                 self.fail(f"{path}.{fld}" if fld else path, msg)
             # references
             refs = cfg.get("inputs")
-            if getattr(layer, "is_model_input", False):
+            if layer.is_model_input:
                 if refs is not None:
                     self.fail(f"{path}.inputs", "an Input layer takes no inputs")
                 layer.inbound = []

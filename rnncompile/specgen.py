@@ -378,7 +378,7 @@ def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None):
     `report.conditioning` says whether float32 rounding alone explains it (see `conditioning`)."""
     from .build import io_description
     from .lower import lower
-    from .runtime import OnnxRuntimeRunner
+    from .backends import default_factory
     from .spec import load_spec
     from .verify import make_cases, verify
 
@@ -388,7 +388,7 @@ def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None):
     cases, notes = make_cases(model, seed)
     extra = extra_cases(model) if callable(extra_cases) else (extra_cases or [])
     cases = cases + list(extra)
-    runner = OnnxRuntimeRunner(lowered.model_bytes, threads=1)
+    runner = default_factory(1)(lowered.model_bytes)
     report = verify(model, runner, io, cases=cases)
     report.notes += notes
     report.conditioning = None

@@ -1,28 +1,40 @@
-"""Keras-like `summary` table: layer, type, output shape, parameters, mask, lowering."""
+"""Keras-like `summary` table: layer, type, output shape, parameters, mask, and how each layer is
+lowered for a target (rnncompile.targets): whether a recurrent layer gets the native fused op
+there and, if not, why, with the Keras guide's cuDNN conditions it does not meet."""
 from __future__ import annotations
 
 import numpy as np
 
 from .spec import Model
+from .targets import Target, get_target
 
 
-def summary_rows(model: Model) -> list[dict]:
+def summary_rows(model: Model, target: Target | str | None = None) -> list[dict]:
+    target = get_target(target)
     rows = []
     for l in model.layers.values():
         params = int(sum(np.prod(s) for s in l.weight_shapes(l.input_types).values()))
-        rows.append({"layer": l.name, "type": l.class_name,
-                     "output_shape": ", ".join(str(t) for t in l.output_types_),
-                     "params": params,
-                     "mask": "yes" if any(t.masked for t in l.output_types_) else "",
-                     "lowering": "" if getattr(l, "is_model_input", False) else l.lowering(),
-                     "inputs": ", ".join(str(r) for r in l.inbound)})
+        row = {"layer": l.name, "type": l.class_name,
+               "output_shape": ", ".join(str(t) for t in l.output_types_),
+               "params": params,
+               "mask": "yes" if any(t.masked for t in l.output_types_) else "",
+               "lowering": "" if l.is_model_input else l.lowering(target),
+               "inputs": ", ".join(str(r) for r in l.inbound)}
+        fused = l.fused_path(target)
+        if fused is not None:
+            row["fused"] = fused
+        blocker = l.target_blocker(target)
+        if blocker is not None:
+            row["refused"] = blocker
+        rows.append(row)
     return rows
 
 
-def render_summary(model: Model) -> str:
-    rows = summary_rows(model)
+def render_summary(model: Model, target: Target | str | None = None) -> str:
+    target = get_target(target)
+    rows = summary_rows(model, target)
     cols = [("layer", "Layer (type)"), ("output_shape", "Output shape"), ("params", "Param #"),
-            ("mask", "Mask"), ("inputs", "Inputs"), ("lowering", "Lowering")]
+            ("mask", "Mask"), ("inputs", "Inputs"), ("lowering", f"Lowering ({target})")]
     cells = [[f"{r['layer']} ({r['type']})", r["output_shape"], f"{r['params']:,}", r["mask"],
               r["inputs"], r["lowering"]] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h) in enumerate(cols)]
@@ -36,4 +48,16 @@ def render_summary(model: Model) -> str:
     if model.states:
         out.append("Carried states (stateful): " + ", ".join(f"{s.input_name} -> {s.output_name}"
                                                             for s in model.states))
+    fused = [r for r in rows if "fused" in r]
+    if fused:
+        out.append(f"Recurrent layers on {target}:")
+        for r in fused:
+            f = r["fused"]
+            verdict = "native fused op" if f["native"] else f"no native op: {f['why_not']}"
+            out.append(f"  {r['layer']}: {verdict}")
+            if f["keras_cudnn_conditions_unmet"]:
+                out.append("    Keras would not use cuDNN: " + "; ".join(f["keras_cudnn_conditions_unmet"]))
+    refused = [r for r in rows if "refused" in r]
+    for r in refused:
+        out.append(f"REFUSED on {target}: {r['layer']} ({r['type']}): {r['refused']}")
     return "\n".join(out)

@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import LayerContractError, Problem, RnnCompileError
-from .runtime import ReferenceRunner, Runner, Session
+from .backends import Runner, RunnerFactory
+from .backends.reference import ReferenceRunner
+from .runtime import Session
 from .spec import Model
 
 
@@ -25,6 +27,8 @@ TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(atol=1e-5, rtol=1e-5),
     "float16": Tolerance(atol=2e-2, rtol=2e-2),
     "bfloat16": Tolerance(atol=1e-1, rtol=5e-2),
+    # a float64 runner (the reference itself, e.g. checking a plugin's reference twice)
+    "float64": Tolerance(atol=1e-9, rtol=1e-9),
 }
 
 PATTERNS = ("none", "right", "left", "gaps", "empty", "mixed")
@@ -247,9 +251,11 @@ def make_cases(model: Model, seed: int = 0) -> tuple[list[Case], list[str]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def verify(model: Model, runner: Runner, io: dict, precision: str = "float32", seed: int = 0,
+def verify(model: Model, runner: Runner, io: dict, precision: str | None = None, seed: int = 0,
            cases: list[Case] | None = None) -> Report:
-    """Compare `runner` with the reference on seeded cases (or the given ones)."""
+    """Compare `runner` with the reference on seeded cases (or the given ones), with the
+    tolerance row of `precision` (default: the precision the runner computes in)."""
+    precision = precision or runner.precision
     tol = TOLERANCES[precision]
     notes: list[str] = []
     if cases is None:
@@ -336,17 +342,18 @@ def _first_disagreement(model: Model, trace: dict, got: dict, exposed: dict, tol
     return None
 
 
-def localize(model: Model, report: Report, seed: int = 0, threads: int | None = None) -> Problem | None:
+def localize(model: Model, report: Report, make_runner: RunnerFactory, target=None,
+             seed: int = 0) -> Problem | None:
     """After a failed verification: rebuild the failing cases, run a debug lowering that exposes
     every layer's outputs next to the reference's per-layer values, and name the first layer whose
     lowering disagrees with its own reference (values, mask, or run-time shape). Layers are checked
     in model order, so every layer upstream of the one named agrees within tolerance: the error
     starts there. When the debug graph fails to run, graphs of growing prefixes of the model find
     the first layer that fails or disagrees. None when every layer agrees within tolerance (the
-    error then only builds up across layers)."""
+    error then only builds up across layers). The debug graphs are lowered for the `target` the
+    artifact was built for and run on runners `make_runner` makes: the runtime that failed."""
     from .lower import lower
     from .reference import run_reference
-    from .runtime import OnnxRuntimeRunner
 
     failed = [c.name for c in report.cases if not c.passed]
     if not failed:
@@ -354,8 +361,8 @@ def localize(model: Model, report: Report, seed: int = 0, threads: int | None = 
     cases, _ = make_cases(model, seed)
     cases = [c for c in cases if c.name in failed]
     tol = TOLERANCES[report.precision]
-    debug = lower(model, expose_layers=True)
-    runner = OnnxRuntimeRunner(debug.model_bytes, threads=threads)
+    debug = lower(model, target, expose_layers=True)
+    runner = make_runner(debug.model_bytes)
     for case in cases:
         states: dict[str, np.ndarray] = {}
         for k, feeds in enumerate(case.chunks):
@@ -374,7 +381,7 @@ def localize(model: Model, report: Report, seed: int = 0, threads: int | None = 
             try:
                 got = runner.run(full)
             except RnnCompileError:
-                problem = _localize_by_prefixes(model, trace, full, tol, name, threads)
+                problem = _localize_by_prefixes(model, trace, full, tol, name, make_runner, target)
             else:
                 problem = _first_disagreement(model, trace, got, debug.layer_outputs, tol, name)
             if problem is not None:
@@ -385,16 +392,15 @@ def localize(model: Model, report: Report, seed: int = 0, threads: int | None = 
 
 
 def _localize_by_prefixes(model: Model, trace: dict, feeds: dict, tol: Tolerance, case: str,
-                          threads: int | None) -> Problem | None:
+                          make_runner: RunnerFactory, target) -> Problem | None:
     """The full debug graph fails at run time: run the layers up to each one in turn."""
     from .lower import lower
-    from .runtime import OnnxRuntimeRunner
 
     for layer in model.layers.values():
-        if getattr(layer, "is_model_input", False):
+        if layer.is_model_input:
             continue
-        prefix = lower(model, stop_after=layer.name)
-        runner = OnnxRuntimeRunner(prefix.model_bytes, threads=threads)
+        prefix = lower(model, target, stop_after=layer.name)
+        runner = make_runner(prefix.model_bytes)
         wanted = {i["name"] for i in prefix.io["inputs"]}
         try:
             got = runner.run({k: v for k, v in feeds.items() if k in wanted})
@@ -437,7 +443,7 @@ class Conditioning:
 
 def conditioning(model, io: dict, cases: list, report, seed: int = 0, trials: int = 3) -> Conditioning:
     """Sensitivity of the reference to float32-level perturbations, on the failing cases."""
-    from .runtime import ReferenceRunner, Session
+    from .backends.reference import ReferenceRunner
 
     failing: dict[tuple[str, int], list] = {}
     for c in report.cases:

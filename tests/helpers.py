@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnncompile.lower import lower
-from rnncompile.runtime import OnnxRuntimeRunner, ReferenceRunner
+from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
+from rnncompile.backends.reference import ReferenceRunner
 from rnncompile.spec import load_spec
 from rnncompile.verify import TOLERANCES, compare
 

@@ -15,7 +15,8 @@ from rnncompile.build import build, io_description
 from rnncompile.cli import main
 from rnncompile.errors import RunError
 from rnncompile.lower import lower
-from rnncompile.runtime import OnnxRuntimeRunner, ReferenceRunner
+from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
+from rnncompile.backends.reference import ReferenceRunner
 from rnncompile.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

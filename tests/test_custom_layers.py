@@ -18,7 +18,8 @@ from rnncompile.cli import main
 from rnncompile.errors import LayerContractError, SpecError, VerificationError
 from rnncompile.layer import REGISTRY, passthrough, register
 from rnncompile.lower import lower
-from rnncompile.runtime import OnnxRuntimeRunner, ReferenceRunner
+from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
+from rnncompile.backends.reference import ReferenceRunner
 from rnncompile.schema import spec_schema
 from rnncompile.spec import load_spec
 
@@ -549,6 +550,7 @@ def test_localization_blames_nobody_in_correct_models():
     """The per-layer comparison must not accuse a correct layer (a false culprit would be worse
     than none): every layer of these models agrees with its reference on every case."""
     from rnncompile.build import manifest
+    from rnncompile.backends import default_factory
     from rnncompile.verify import localize, verify
 
     plugins.load_plugin(str(PLUGIN_FILE))
@@ -562,7 +564,7 @@ def test_localization_blames_nobody_in_correct_models():
         for case in report.cases:  # pretend every case failed: localize then checks them all
             for o in case.outputs:
                 o.passed = False
-        assert localize(model, report) is None, source
+        assert localize(model, report, default_factory(1)) is None, source
 
 
 # ---------------------------------------------------------------------------------------------

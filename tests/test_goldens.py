@@ -10,7 +10,9 @@ import pytest
 
 from rnncompile.build import io_description
 from rnncompile.lower import lower
-from rnncompile.runtime import OnnxRuntimeRunner, ReferenceRunner, Session
+from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
+from rnncompile.backends.reference import ReferenceRunner
+from rnncompile.runtime import Session
 from rnncompile.spec import load_spec
 from rnncompile.verify import TOLERANCES, compare
 

@@ -255,7 +255,7 @@ def test_conditioning_does_not_excuse_a_real_error():
     """A runtime that is off by 1e-3 on a well-conditioned model is a failure, not
     ill-conditioning."""
     from rnncompile.build import io_description
-    from rnncompile.runtime import OnnxRuntimeRunner
+    from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
     from rnncompile.specgen import conditioning
     from rnncompile.verify import make_cases, verify
 
@@ -268,6 +268,7 @@ def test_conditioning_does_not_excuse_a_real_error():
 
     class OffByALittle:
         name = "broken"
+        precision = "float32"
 
         def run(self, feeds):
             return {k: v + np.float32(1e-3) for k, v in inner.run(feeds).items()}

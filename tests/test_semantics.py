@@ -192,7 +192,9 @@ def test_masking_dense_pooling_and_glue_layers():
 
 def test_stateful_chunks_equal_one_long_sequence():
     # Keras cross-batch statefulness: feeding chunks carries the state.
-    from rnncompile.runtime import OnnxRuntimeRunner, ReferenceRunner, Session
+    from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
+    from rnncompile.backends.reference import ReferenceRunner
+    from rnncompile.runtime import Session
     from rnncompile.lower import lower
     from rnncompile.build import io_description
 

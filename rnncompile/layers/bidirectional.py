@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layer import LayerError, Sym, Tensor, TensorType, register, Layer
+from ..targets import ONNXRUNTIME
 from .recurrent import (RECURRENT_ATTRIBUTES, REF_LIST, Recurrent, batch_major, emit_rnn,
                         remember_time_major, without_mask)
 
@@ -102,8 +103,15 @@ class Bidirectional(Layer):
         inner = self.inner.weight_shapes(inputs)
         return {f"{d}/{k}": v for d in ("forward", "backward") for k, v in inner.items()}
 
-    def lowering(self):
-        return self.inner.lowering().replace("native ONNX ", "native ONNX bidirectional ").replace(
+    def target_blocker(self, target):
+        return self.inner.target_blocker(target)
+
+    def fused_path(self, target=ONNXRUNTIME):
+        masked = bool(self.input_types) and self.input_types[0].masked and not self["ignore_mask"]
+        return self.inner.fused_path(target, masked)
+
+    def lowering(self, target=ONNXRUNTIME):
+        return self.inner.lowering(target).replace("native ONNX ", "native ONNX bidirectional ").replace(
             "ONNX Scan loop", "two ONNX Scan loops")
 
     def _split(self, weights):
@@ -166,7 +174,7 @@ class Bidirectional(Layer):
         rs = self.inner["return_sequences"]
         mode = self["merge_mode"]
         wf, wb = self._split(weights)
-        if self.inner.native_blocker():
+        if self.inner.native_blocker(g.target):
             return self._lower_scan(g, inputs, x, init, wf, wb)
         rf, rb = emit_rnn(g, [self.forward, self.backward], [wf, wb], x.name, x.mask,
                           [init[:n], init[n:]] if init else None, zero_output=rs, need_seq=rs)

@@ -17,12 +17,13 @@ pass their time-major (compacted) output straight to the next one.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar
 
 import numpy as np
 
 from .. import activations as act
+from ..targets import ONNXRUNTIME, Target, positional_params
 from ..layer import (ATTR_BOOL, ATTR_UNITS, Layer, LayerError, Sym, Tensor, TensorType,
                      expect_float, expect_rank)
 
@@ -98,7 +99,8 @@ _BIG = 1 << 40
 
 class MaskPlan:
     """Index tensors of one [B, T] bool mask, shared by every recurrent layer that consumes it
-    (memoized on the GraphBuilder; nodes no layer uses are dropped when the graph is finished).
+    (kept in the graph's RecurrentLoweringState; nodes no layer uses are dropped when the graph is
+    finished).
 
     * `seq_lens` [B] int32: the number of valid steps (the op's sequence_lens);
     * `x_index` [T, B]: X[k, b] = x[b, k-th valid step of row b] (then the masked steps, in
@@ -117,12 +119,12 @@ class MaskPlan:
         axis1 = g.const(np.array(1, i64))
         valid = g.cast(mask, "int64")
         invalid = g.cast(g.op("Not", mask), "int64")
-        self.pos = g.op("CumSum", valid, axis1)                     # [B, T]
+        self.pos = _cumsum(g, valid, axis1)                         # [B, T]
         length = g.reduce("ReduceSum", valid, [1])                  # [B]
         self.length = length
-        self.seq_lens = g.cast(length, "int32")
+        self.seq_lens = g.cast(length, g.target.sequence_lens_dtype)
         key = g.op("Where", mask, self.pos,
-                   g.op("Add", g.op("CumSum", invalid, axis1), g.const(np.array(_BIG, i64))))
+                   g.op("Add", _cumsum(g, invalid, axis1), g.const(np.array(_BIG, i64))))
         steps = g.dim(mask, 1)                                      # [1] = T
         batch = g.dim(mask, 0)                                      # [1] = B
         _, src = g.op("TopK", key, steps, axis=1, largest=0, sorted=1, n_out=2)
@@ -136,17 +138,35 @@ class MaskPlan:
 
     @staticmethod
     def of(g, mask: str) -> "MaskPlan":
-        plans = g.memo.setdefault("mask_plans", {})
+        plans = g.shared(RecurrentLoweringState).mask_plans
         if mask not in plans:
             plans[mask] = MaskPlan(g, mask)
         return plans[mask]
+
+
+@dataclass
+class RecurrentLoweringState:
+    """What recurrent lowerings share across the layers of one graph (`g.shared(...)`)."""
+
+    #: one MaskPlan per mask value
+    mask_plans: dict[str, MaskPlan] = field(default_factory=dict)
+    #: batch-major value -> (its time-major form, the mask it was compacted under)
+    time_major: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+
+def _cumsum(g, counts: str, axis: str) -> str:
+    """Running count along time of an int64 0/1 tensor. Where the target's CumSum takes no
+    integers (TensorRT), the sum runs in float32, exact for counts below 2**24 steps."""
+    if g.target.accepts("CumSum", "int64"):
+        return g.op("CumSum", counts, axis)
+    return g.cast(g.op("CumSum", g.cast(counts, "float32"), axis), "int64")
 
 
 def time_major(g, x: str, mask: str | None) -> str:
     """The op's input for x [B, T, F] under `mask`: [T, B, F], compacted when masked. Reuses the
     form a preceding recurrent layer left behind for the same value and mask (stacked layers:
     no transpose or re-compaction between them)."""
-    known = g.memo.get("time_major", {}).get(x)
+    known = g.shared(RecurrentLoweringState).time_major.get(x)
     if known is not None and known[1] == mask:
         return known[0]
     if mask is None:
@@ -158,7 +178,7 @@ def time_major(g, x: str, mask: str | None) -> str:
 def remember_time_major(g, out: str, tm: str | None, mask: str | None) -> None:
     if tm is None:  # the Scan fallback has no time-major form to share
         return
-    g.memo.setdefault("time_major", {})[out] = (tm, mask)
+    g.shared(RecurrentLoweringState).time_major[out] = (tm, mask)
 
 
 def batch_major(g, tm: str, mask: str | None, keep: str | None = None) -> str:
@@ -169,6 +189,28 @@ def batch_major(g, tm: str, mask: str | None, keep: str | None = None) -> str:
     plan = MaskPlan.of(g, mask)
     y = g.op("Gather", g.op("Flatten", tm, axis=2), plan.y_index, axis=0)
     return g.op("Where", g.unsqueeze(keep or mask, [2]), y, g.const(np.float32(0)))
+
+
+def native_form(target, name: str) -> tuple[str, tuple[float, ...]]:
+    """The ONNX RNN activation (op, params) for Keras activation `name` on `target`."""
+    form = target.rnn_activation(name, act.get(name).rnn)
+    if form is None:  # emitters run only when native_blocker() said there is a form
+        raise LayerError(f"activation {name!r} has no native form on target {target.name}")
+    return form
+
+
+def activation_params(target, forms: list[tuple[str, tuple[float, ...]]]) -> tuple[list, list]:
+    """activation_alpha and activation_beta of one op, laid out as the target reads them."""
+    if target.activation_params == "positional":
+        try:
+            return positional_params(forms)
+        except ValueError as e:
+            raise LayerError(str(e)) from None
+    alphas, betas = [], []
+    for _, prm in forms:  # compact: only activations that take a parameter consume one
+        alphas += prm[:1]
+        betas += prm[1:2]
+    return alphas, betas
 
 
 class RnnResult:
@@ -189,13 +231,9 @@ def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str
     W = g.const(np.stack([p[0] for p in params]), name="W")
     R = g.const(np.stack([p[1] for p in params]), name="R")
     B = g.const(np.stack([p[2] for p in params]), name="B") if first["use_bias"] else None
-    acts, alphas, betas = [], [], []
-    for c in cells:
-        for name in c.onnx_activations():
-            op, prm = act.get(name).rnn
-            acts.append(op)
-            alphas += prm[:1]
-            betas += prm[1:2]
+    forms = [native_form(g.target, name) for c in cells for name in c.onnx_activations()]
+    acts = [op for op, _ in forms]
+    alphas, betas = activation_params(g.target, forms)
 
     plan = MaskPlan.of(g, mask) if mask is not None else None
     X = time_major(g, x, mask)
@@ -303,28 +341,72 @@ class Recurrent(Layer):
                                               "initial_state cannot be combined with stateful=true"))
         return problems
 
-    def emitter(self):
+    def emitter(self, target: Target):
         """The lowering of the time loop: the native operator, or the Scan fallback."""
-        if self.native_blocker() is None:
+        if self.native_blocker(target) is None:
             return emit_rnn
         from .scan import emit_scan_rnn
         return emit_scan_rnn
 
-    def native_blocker(self) -> str | None:
-        """Why the native ONNX operator cannot compute this layer, or None."""
+    def native_blocker(self, target: Target = ONNXRUNTIME) -> str | None:
+        """Why the native ONNX operator cannot compute this layer on `target`, or None."""
         for name in self.cell_activations():
             a = act.get(name)
-            if a.rnn is None:
-                return f"activation {name!r}: {a.note}"
+            if target.rnn_activation(name, a.rnn) is None:
+                if a.rnn is None:
+                    return f"activation {name!r}: {a.note}"
+                return f"activation {name!r}: {target.name} takes no {a.rnn[0]} in recurrent ops"
         return None
 
-    def lowering(self) -> str:
-        why = self.native_blocker()
+    def target_blocker(self, target: Target) -> str | None:
+        why = self.native_blocker(target)
+        if why is None or target.allows_loops:
+            return None
+        native = [n for n, a in act.ACTIVATIONS.items()
+                  if not a.feature_only and target.rnn_activation(n, a.rnn) is not None]
+        return (f"{why}, and {target.name} takes no Scan/Loop fallback. Nearest supported: an "
+                f"activation with a native form ({', '.join(native)}), or --target onnxruntime, "
+                f"where this layer runs as an exact Scan loop")
+
+    def lowering(self, target: Target = ONNXRUNTIME) -> str:
+        why = self.native_blocker(target)
         if why:
+            if not target.allows_loops:
+                return f"refused on {target.name}: {why}"
             return f"ONNX Scan loop, not native: {why} (slower; TensorRT cannot parse it)"
-        notes = [a.note for a in map(act.get, self.cell_activations()) if a.rnn and a.note]
+        notes = []
+        for name in dict.fromkeys(self.cell_activations()):
+            a = act.get(name)
+            form = target.rnn_activation(name, a.rnn)
+            if form != a.rnn:
+                notes.append(f"{name} as {form[0]}({', '.join(f'{p:g}' for p in form[1])})")
+            elif a.note:
+                notes.append(a.note)
         base = f"native ONNX {self.onnx_op}"
         return base + (f" ({'; '.join(notes)})" if notes else "")
+
+    def fused_path(self, target: Target = ONNXRUNTIME, masked: bool | None = None) -> dict:
+        """For `summary --target`: whether this layer gets the native fused op on `target` and,
+        if not, why; and the Keras guide's cuDNN conditions, each with what it means here."""
+        why = self.native_blocker(target)
+        keras_cudnn = []
+        if self["activation"] != "tanh":
+            keras_cudnn.append(f"activation={self['activation']!r} (cuDNN needs 'tanh')")
+        if "recurrent_activation" in self.config and self["recurrent_activation"] != "sigmoid":
+            keras_cudnn.append(f"recurrent_activation={self['recurrent_activation']!r} "
+                               "(cuDNN needs 'sigmoid')")
+        if self["recurrent_dropout"]:
+            keras_cudnn.append("recurrent_dropout > 0 (no effect at inference here)")
+        if self["unroll"]:
+            keras_cudnn.append("unroll=True (no effect here)")
+        if not self["use_bias"]:
+            keras_cudnn.append("use_bias=False (native here: the op takes no B)")
+        if masked is None:
+            masked = bool(self.input_types) and self.input_types[0].masked and not self["ignore_mask"]
+        if masked:
+            keras_cudnn.append("masked input, padding not known to be right-aligned (native here: "
+                               "valid steps are compacted, any padding)")
+        return {"native": why is None, "why_not": why, "keras_cudnn_conditions_unmet": keras_cudnn}
 
     def sequence_input(self, inputs: list[TensorType]) -> TensorType:
         x = inputs[0]
@@ -393,7 +475,7 @@ class Recurrent(Layer):
         if self["go_backwards"]:
             xn = g.flip(xn, 1)
             mn = g.flip(mn, 1) if mn else None
-        (r,) = self.emitter()(g, [self], [weights], xn, mn, [init] if init else None,
+        (r,) = self.emitter(g.target)(g, [self], [weights], xn, mn, [init] if init else None,
                         self["zero_output_for_mask"], need_seq=self["return_sequences"])
         if self["return_sequences"]:
             remember_time_major(g, r.seq, r.tm, mn)

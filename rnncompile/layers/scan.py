@@ -14,12 +14,7 @@ from .recurrent import Recurrent, RnnResult
 
 def _zeros(g, like_batch: str, units: int) -> str:
     shape = g.op("Concat", g.dim(like_batch, 0), g.const(np.array([units], np.int64)), axis=0)
-    return g.op("ConstantOfShape", shape, value=_float_zero())
-
-
-def _float_zero():
-    from onnx import TensorProto, helper
-    return helper.make_tensor("value", TensorProto.FLOAT, [1], [0.0])
+    return g.constant_of_shape(shape, 0.0)
 
 
 def emit_scan_one(g, cell: Recurrent, w: dict, x: str, mask: str | None, init: list[str] | None,

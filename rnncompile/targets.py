@@ -1,0 +1,160 @@
+"""Targets: what the runtime that will execute a graph accepts, as data the lowering consults.
+
+A lowering never asks "is this TensorRT?"; it asks the target in `g.target` a question of fact:
+which form a recurrent activation takes (`rnn_activation`), whether an op may take a dtype
+(`accepts`), whether loops may be emitted (`allows_loops`), how the `activation_alpha/beta` lists
+of a recurrent op are laid out (`activation_params`). Everything a target says comes with its
+source in docs (docs/targets.md for the rules and where they come from).
+
+  * `onnxruntime` (the default): today's graphs, byte for byte.
+  * `tensorrt`: graphs TensorRT's ONNX parser (10.x, 11.x) accepts. What can be proved about it on
+    a CPU is: onnxruntime runs the exact bytes TensorRT would get and matches the reference, and the
+    parser-rules checker finds nothing. Engines need a GPU (rnncompile.backends.tensorrt).
+
+Adding a target: one `Target(...)` value registered in TARGETS; lowerings that need a new kind of
+fact get a new field here (with its default), never a branch on the target's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from .errors import SpecError
+
+#: Float element types, as the precision of a target and of ONNX tensors.
+PRECISIONS = ("float32", "float16", "bfloat16")
+#: Short names accepted on the command line.
+PRECISION_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16",
+                     "float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+#: Every activation the ONNX RNN/GRU/LSTM operators define (opset 17), with the parameters each
+#: consumes from `activation_alpha` / `activation_beta`.
+ONNX_RNN_ACTIVATIONS: dict[str, tuple[bool, bool]] = {
+    # name: (takes alpha, takes beta)
+    "Relu": (False, False), "Tanh": (False, False), "Sigmoid": (False, False),
+    "Affine": (True, True), "LeakyRelu": (True, False), "ThresholdedRelu": (True, False),
+    "ScaledTanh": (True, True), "HardSigmoid": (True, True), "Elu": (True, False),
+    "Softsign": (False, False), "Softplus": (False, False),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one runtime accepts. Fields are facts; `docs/targets.md` gives each one's source."""
+
+    name: str
+    description: str
+    #: Float precision of the graph's weights and float activations (the typed-graph precision).
+    precision: str = "float32"
+    #: ONNX RNN-family activations the runtime accepts inside LSTM/GRU/RNN nodes.
+    rnn_activations: frozenset[str] = frozenset(ONNX_RNN_ACTIVATIONS)
+    #: Per Keras activation name, the ONNX RNN form to use instead of the activation table's
+    #: (`rnncompile.activations`), or None to say there is no native form on this target.
+    rnn_activation_overrides: Mapping[str, tuple[str, tuple[float, ...]] | None] = field(default_factory=dict)
+    #: How a recurrent op's activation_alpha/beta lists are laid out: "compact" (only activations
+    #: that take a parameter consume the next value, as the ONNX spec and onnxruntime read them) or
+    #: "positional" (entry i belongs to activation i, as TensorRT's parser reads GRU/RNN; the lists
+    #: are filled so that both readings give every activation its parameters).
+    activation_params: str = "compact"
+    #: Whether Scan/Loop may be emitted (the exact fallback for cells no native op computes).
+    allows_loops: bool = True
+    #: Restrictions on input element types, by op (absent op: any type the ONNX spec allows).
+    op_input_dtypes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Element type of the recurrent ops' `sequence_lens` input.
+    sequence_lens_dtype: str = "int32"
+    #: Ops the runtime's importer does not take at all (a graph holding one is refused).
+    unsupported_ops: frozenset[str] = frozenset()
+
+    def accepts(self, op: str, dtype: str) -> bool:
+        """Whether `op` may take an input of element type `dtype` on this target."""
+        allowed = self.op_input_dtypes.get(op)
+        return (allowed is None or dtype in allowed) and op not in self.unsupported_ops
+
+    def rnn_activation(self, name: str, table_form: tuple[str, tuple[float, ...]] | None):
+        """The native (op, params) form of Keras activation `name` on this target, given the
+        activation table's form; None when no native form exists here."""
+        form = self.rnn_activation_overrides.get(name, table_form)
+        if form is None or form[0] not in self.rnn_activations:
+            return None
+        return form
+
+    def with_precision(self, precision: str) -> "Target":
+        return replace(self, precision=precision)
+
+    def __str__(self) -> str:
+        return self.name if self.precision == "float32" else f"{self.name} ({self.precision})"
+
+
+_FLOATS = frozenset(PRECISIONS)
+_NUMBERS = _FLOATS | {"int32", "int64", "int8", "uint8"}
+
+ONNXRUNTIME = Target(
+    name="onnxruntime",
+    description="onnxruntime (CPU, CUDA and TensorRT execution providers): the default",
+)
+
+TENSORRT = Target(
+    name="tensorrt",
+    description="NVIDIA TensorRT 10.x/11.x through its ONNX parser (onnx-tensorrt)",
+    # onnx-tensorrt RNNHelpers.cpp: Affine is not among the accepted activations.
+    rnn_activations=frozenset(ONNX_RNN_ACTIVATIONS) - {"Affine"},
+    # linear = LeakyRelu with alpha 1 (x >= 0: x; x < 0: 1 * x), exact.
+    rnn_activation_overrides={"linear": ("LeakyRelu", (1.0,))},
+    activation_params="positional",
+    allows_loops=False,
+    op_input_dtypes={
+        "CumSum": _FLOATS,                         # float-only
+        "Equal": _NUMBERS, "Less": _NUMBERS, "Greater": _NUMBERS,   # no BOOL
+        "LessOrEqual": _NUMBERS, "GreaterOrEqual": _NUMBERS,
+        "Not": frozenset({"bool"}), "And": frozenset({"bool"}), "Or": frozenset({"bool"}),
+        "Xor": frozenset({"bool"}),
+    },
+    sequence_lens_dtype="int32",
+    unsupported_ops=frozenset({"Scan", "Loop", "NonZero", "Unique", "StringNormalizer"}),
+)
+
+TARGETS: dict[str, Target] = {t.name: t for t in (ONNXRUNTIME, TENSORRT)}
+
+
+def get_target(target: "str | Target | None" = None, precision: str | None = None) -> Target:
+    """A Target by name (or the one given), at `precision` (fp32/fp16/bf16 or full names)."""
+    if target is None:
+        t = ONNXRUNTIME
+    elif isinstance(target, Target):
+        t = target
+    else:
+        t = TARGETS.get(str(target))
+        if t is None:
+            raise SpecError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}",
+                            where="--target")
+    if precision is not None:
+        p = PRECISION_ALIASES.get(str(precision).lower())
+        if p is None:
+            raise SpecError(f"unknown precision {precision!r}; expected fp32, fp16 or bf16",
+                            where="--precision")
+        t = t.with_precision(p)
+    return t
+
+
+def positional_params(acts: list[tuple[str, tuple[float, ...]]]) -> tuple[list[float], list[float]]:
+    """activation_alpha/beta lists, one entry per activation, that a compact reader (onnxruntime:
+    the k-th activation that takes a parameter gets entry k) and a positional reader (TensorRT:
+    activation i gets entry i) both read right. Real cells always have a solution (an LSTM's two
+    cell activations are equal; a Bidirectional's directions are equal); a ValueError says when
+    none exists."""
+    lists = []
+    for slot in (0, 1):  # alpha, beta
+        values: list[float | None] = [None] * len(acts)
+        k = 0
+        for i, (op, params) in enumerate(acts):
+            if not ONNX_RNN_ACTIVATIONS[op][slot]:
+                continue
+            v = float(params[slot])
+            for pos in (i, k):  # positional reading, compact reading
+                if values[pos] is not None and values[pos] != v:
+                    raise ValueError(f"activations {[a for a, _ in acts]}: no activation_"
+                                     f"{'alpha' if slot == 0 else 'beta'} list serves both readings")
+                values[pos] = v
+            k += 1
+        lists.append([0.0 if v is None else v for v in values] if k else [])
+    return lists[0], lists[1]
