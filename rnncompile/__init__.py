@@ -10,8 +10,8 @@ Custom layers: subclass rnncompile.Layer and decorate with @rnncompile.register.
 """
 __version__ = "0.1.0"
 
-from .errors import (LayerContractError, ModelFileError, Problem, RnnCompileError, RunError,  # noqa: E402
-                     SpecError, VerificationError)
+from .errors import (InputError, LayerContractError, ModelFileError, PluginError, Problem,  # noqa: E402
+                     RnnCompileError, RunError, SpecError, TargetError, VerificationError)
 from .layer import Layer, LayerError, Sym, Tensor, TensorType, register  # noqa: E402
 from .spec import Model, load_spec  # noqa: E402
 from .build import BuildResult, build, load_model as load, open_session, verify_dir  # noqa: E402
@@ -22,9 +22,9 @@ from .runtime import Session  # noqa: E402
 from .targets import TARGETS, Target, get_target  # noqa: E402
 
 __all__ = [
-    "BuildResult", "Layer", "LayerContractError", "LayerError", "Model", "ModelFileError",
-    "Problem", "ReferenceRunner", "RnnCompileError", "RunError", "Session", "SpecError", "Sym",
-    "TARGETS", "Target", "Tensor", "TensorType", "VerificationError", "build", "get_target", "load",
+    "BuildResult", "InputError", "Layer", "LayerContractError", "LayerError", "Model", "ModelFileError",
+    "PluginError", "Problem", "ReferenceRunner", "RnnCompileError", "RunError", "Session", "SpecError", "Sym",
+    "TARGETS", "Target", "TargetError", "Tensor", "TensorType", "VerificationError", "build", "get_target", "load",
     "load_spec", "open_session", "reference", "register", "runner_factory", "verify_dir",
     "__version__",
 ]

@@ -125,9 +125,7 @@ def verification_failure(model: Model, io: dict, report: Report, problem: Proble
             raise
         except Exception:
             culprit = None
-    err = VerificationError(([culprit] if culprit else []) + [problem])
-    err.report = report
-    return err
+    return VerificationError(([culprit] if culprit else []) + [problem], report=report)
 
 
 def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, verify_model: bool = True,

@@ -11,13 +11,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import RnnCompileError
+from .errors import RnnCompileError, VerificationError
 
 
 def _fail(e: RnnCompileError) -> None:
     for p in e.problems:
         click.echo(f"error: {p.where}: {p.message}", err=True)
-    report = getattr(e, "report", None)
+    report = e.report if isinstance(e, VerificationError) else None
     if report is not None:
         from .verify import render
         click.echo(render(report), err=True)

@@ -30,20 +30,29 @@ class RnnCompileError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class SpecError(RnnCompileError):
+class InputError(RnnCompileError):
+    """Bad input (exit 2): the base of every error that the user's input, not rnncompile, caused.
+    Only these are reported as the input's fault; any other exception is an internal error."""
+
+
+class SpecError(InputError):
     """The spec (or a file it names) is invalid. Holds every problem found, not just the first."""
 
 
-class ModelFileError(RnnCompileError):
+class PluginError(InputError):
+    """A plugin (--plugin, entry point) cannot be imported or defines an invalid layer kind."""
+
+
+class ModelFileError(InputError):
     """A file we were asked to read (weights, Keras model, inputs) is missing, damaged or unsafe."""
 
 
-class TargetError(RnnCompileError):
+class TargetError(InputError):
     """The model is valid but cannot be lowered for the requested target (e.g. a Scan-only cell
     for TensorRT): each problem names the layer, the reason and the nearest alternative."""
 
 
-class RunError(RnnCompileError):
+class RunError(InputError):
     """Running a built model failed (bad inputs, missing artifacts, runtime refusal)."""
 
 
@@ -54,6 +63,11 @@ class LayerContractError(RnnCompileError):
 
 
 class VerificationError(RnnCompileError):
-    """The built artifact does not compute what the reference computes."""
+    """The built artifact does not compute what the reference computes. `report` is the
+    verification report (rnncompile.verify.Report) when one was made."""
 
     exit_code = 1
+
+    def __init__(self, problems: list[Problem] | str, where: str = "", report=None):
+        super().__init__(problems, where)
+        self.report = report

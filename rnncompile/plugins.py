@@ -7,7 +7,7 @@ import importlib.metadata
 import sys
 from pathlib import Path
 
-from .errors import SpecError
+from .errors import PluginError
 
 ENTRY_POINT_GROUP = "rnncompile.layers"
 _loaded_entry_points = False
@@ -23,8 +23,8 @@ def load_entry_points() -> list[str]:
         try:
             ep.load()
         except Exception as e:  # a broken plugin must not hide behind a traceback
-            raise SpecError(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {e}",
-                            where=f"entry point {ENTRY_POINT_GROUP}") from None
+            raise PluginError(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {e}",
+                              where=f"entry point {ENTRY_POINT_GROUP}") from None
         names.append(ep.name)
     return names
 
@@ -36,7 +36,7 @@ def load_plugin(name: str) -> None:
         if name.endswith(".py"):
             path = Path(name)
             if not path.is_file():
-                raise SpecError("plugin file not found", where=f"--plugin {name}")
+                raise PluginError("plugin file not found", where=f"--plugin {name}")
             spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[path.stem] = module
@@ -45,13 +45,13 @@ def load_plugin(name: str) -> None:
             if "" not in sys.path:
                 sys.path.insert(0, "")
             importlib.import_module(name)
-    except SpecError:
+    except PluginError:
         raise
     except ImportError as e:
-        raise SpecError(f"cannot import plugin module: {e}", where=f"--plugin {name}") from None
+        raise PluginError(f"cannot import plugin module: {e}", where=f"--plugin {name}") from None
     except Exception as e:
-        raise SpecError(f"plugin module failed while importing: {type(e).__name__}: {e}",
-                        where=f"--plugin {name}") from None
+        raise PluginError(f"plugin module failed while importing: {type(e).__name__}: {e}",
+                          where=f"--plugin {name}") from None
 
 
 import importlib.util  # noqa: E402

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import rnncompile
 from rnncompile import plugins
 from rnncompile.cli import main
-from rnncompile.errors import LayerContractError, SpecError, VerificationError
+from rnncompile.errors import LayerContractError, PluginError, SpecError, VerificationError
 from rnncompile.layer import REGISTRY, passthrough, register
 from rnncompile.lower import lower
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
@@ -206,7 +206,7 @@ def test_entry_point_discovery(monkeypatch):
 
     eps[:] = [EntryPoint("broken", "no_such_module_xyz", plugins.ENTRY_POINT_GROUP)]
     plugins._loaded_entry_points = False
-    with pytest.raises(SpecError, match="plugin entry point 'broken'"):
+    with pytest.raises(PluginError, match="plugin entry point 'broken'"):
         plugins.load_entry_points()
 
 

@@ -141,3 +141,42 @@ def test_runner_factory_refuses_unknown_backends_and_options():
         runner_factory("tflite")
     with pytest.raises(RunError):
         runner_factory("onnxruntime", thread=2)
+
+
+def test_bad_input_errors_share_one_base_and_internal_errors_keep_their_traceback(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from rnncompile import errors
+
+    for cls in (errors.SpecError, errors.ModelFileError, errors.PluginError, errors.TargetError,
+                errors.RunError):
+        assert issubclass(cls, errors.InputError) and cls("x").exit_code == 2
+    assert not issubclass(errors.VerificationError, errors.InputError)
+    report = object()
+    assert errors.VerificationError("bad", report=report).report is report
+    # an internal bug (here: a plugin layer whose shape rule crashes) is exit 3 with one line, and
+    # RNNCOMPILE_DEBUG=1 shows its traceback
+    plugin = tmp_path / "crashy.py"
+    plugin.write_text(
+        "import rnncompile\n"
+        "@rnncompile.register\n"
+        "class Crashy(rnncompile.Layer):\n"
+        "    class_name = 'Crashy'\n"
+        "    def output_types(self, inputs):\n"
+        "        return [inputs[0]]\n"
+        "    def reference(self, inputs, weights):\n"
+        "        return inputs\n"
+        "    def lower(self, g, inputs, weights):\n"
+        "        raise ZeroDivisionError('bug in the plugin')\n")
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"name": "c", "layers": [
+        {"class_name": "Input", "name": "x", "shape": [None, 2]}, {"class_name": "Crashy"}]}))
+    cmd = [sys.executable, "-m", "rnncompile.cli", "build", "--plugin", str(plugin), str(spec),
+           "-o", str(tmp_path / "out")]
+    plain = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert plain.returncode == 3 and "internal error: ZeroDivisionError" in plain.stderr
+    assert "Traceback" not in plain.stderr
+    debug = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path,
+                           env={**__import__("os").environ, "RNNCOMPILE_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "bug in the plugin" in debug.stderr
