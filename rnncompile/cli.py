@@ -294,5 +294,9 @@ def conformance(report_path, examples, seed, goldens, suites, verbose):
         raise VerificationError(f"{report.failed} conformance case(s) failed", where="conformance")
 
 
+from .cli_triton import triton as _triton  # noqa: E402 (registers `rnncompile triton`)
+
+main.add_command(_triton)
+
 if __name__ == "__main__":
     main()
