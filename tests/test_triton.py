@@ -366,7 +366,10 @@ def test_state_control_is_a_target_fact_not_a_name():
 class _FakeTriton:
     """What the client example sees of a Triton server, served from an exported model directory
     by onnxruntime (stateful models through the sequence batcher emulation): model metadata and
-    config as Triton's HTTP API gives them, and infer()."""
+    config as Triton's gRPC API gives them with as_json=True (int64 as strings, config wrapped),
+    and infer()."""
+
+    __module__ = "tritonclient.grpc.stand_in"
 
     def __init__(self, model_dir: Path, build_dir: Path):
         from google.protobuf.json_format import MessageToDict
@@ -377,17 +380,19 @@ class _FakeTriton:
         model = load_spec(build_dir / "spec.json")
         self.batcher = SequenceBatcher(self.runner, state_pairs(model, CONTROL), CONTROL)
 
-    def get_model_metadata(self, name):
+    def get_model_metadata(self, name, as_json=False):
         from tritonclient.grpc import model_config_pb2 as pb
+        assert as_json
         return {"name": name, "inputs": [{"name": i.name, "datatype": pb.DataType.Name(i.data_type)[5:],
-                                          "shape": [-1, *i.dims]} for i in self.cfg.input]}
+                                          "shape": [str(d) for d in (-1, *i.dims)]} for i in self.cfg.input]}
 
-    def get_model_config(self, name):
-        return self.config
+    def get_model_config(self, name, as_json=False):
+        assert as_json
+        return {"config": self.config}
 
     def infer(self, model, inputs, sequence_id=0, sequence_start=False, sequence_end=False):
         from tritonclient.utils import triton_to_np_dtype
-        feeds = {i.name(): np.frombuffer(i._get_binary_data(), triton_to_np_dtype(i.datatype())).reshape(i.shape())
+        feeds = {i.name(): np.frombuffer(i._get_content(), triton_to_np_dtype(i.datatype())).reshape(i.shape())
                  for i in inputs}
         if self.cfg.HasField("sequence_batching"):
             (outs,) = self.batcher.execute([Request(sequence_id, sequence_start, feeds)])
@@ -397,22 +402,21 @@ class _FakeTriton:
         class Result:
             def as_numpy(self, name):
                 return outs[name]
-
-            def get_response(self):
-                return {"outputs": [{"name": n} for n in outs]}
         return Result()
 
 
 @pytest.mark.parametrize("name", ["sentiment", "stateful_lstm", "masked_gru"])
 def test_client_example_against_an_emulated_server(builds, name, tmp_path, capsys):
-    """examples/triton/client.py, run against the exported model (HTTP replaced by an in-process
-    stand-in), gets the Python session's answers."""
+    """examples/triton/client.py (gRPC flavour: the dev extra has tritonclient[grpc]), run against
+    the exported model with the server replaced by an in-process stand-in, gets the Python
+    session's answers."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("triton_client", ROOT / "examples" / "triton" / "client.py")
     client = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(client)
     export_triton(builds[name], tmp_path / "repo", TritonOptions(name=name), threads=1)
     fake = _FakeTriton(tmp_path / "repo" / name, builds[name])
-    assert client.run(fake, name, str(builds[name]), batch=4, steps=9, requests=3, seed=0, vocab=10)
+    assert client.run(fake, client.protocol_module("grpc"), name, str(builds[name]), batch=4, steps=9,
+                      requests=3, seed=0, vocab=10)
     text = capsys.readouterr().out
     assert text.count(" ok") >= (1 if name == "sentiment" else 6) and "DIFFERS" not in text
