@@ -139,7 +139,10 @@ def _reset_states_on_start(g: GraphBuilder, model: Model, graph_inputs: dict[str
         return
     start = g.add_input(ctl.start, "int32", ["batch", 1])
     with g.scope("state_control"):
-        reset = g.op("Greater", start, g.const(np.array(0, np.int32)))
+        dtype = "int32" if g.target.accepts("Greater", "int32") else "float32"
+        if dtype != "int32":
+            start = g.cast(start, dtype)
+        reset = g.op("Greater", start, g.const(np.zeros((), dtype)))
         for s in model.states:
             sym = graph_inputs[s.input_name]
             graph_inputs[s.input_name] = Sym(g.op("Where", reset, g.const(np.float32(0)), sym.name),

@@ -420,3 +420,23 @@ def test_client_example_against_an_emulated_server(builds, name, tmp_path, capsy
                       requests=3, seed=0, vocab=10)
     text = capsys.readouterr().out
     assert text.count(" ok") >= (1 if name == "sentiment" else 6) and "DIFFERS" not in text
+
+
+def test_start_reset_follows_the_targets_comparison_types(builds):
+    """A target whose Greater takes no int32 gets the START comparison in float32: asked of the
+    target (accepts), and the reset still works."""
+    from rnncompile.lower import lower
+    from rnncompile.targets import ONNXRUNTIME
+
+    model = load_spec(builds["stateful_lstm"] / "spec.json")
+    floats_only = replace(ONNXRUNTIME, state_control=CONTROL,
+                          op_input_dtypes={"Greater": frozenset({"float32"})})
+    for target, cast in ((replace(ONNXRUNTIME, state_control=CONTROL), False), (floats_only, True)):
+        lowered = lower(model, target)
+        assert ("Cast" in lowered.io["ops"]) == cast
+        runner = default_factory(1)(lowered.model_bytes)
+        x = np.random.default_rng(0).standard_normal((2, 3, 50)).astype(np.float32)
+        nan = np.full((2, 64), np.nan, np.float32)
+        outs = runner.run({"paragraph": x, "state_in_reader_state_h": nan, "state_in_reader_state_c": nan,
+                           "START": np.array([[1], [0]], np.int32)})
+        assert np.isfinite(outs["logits"][0]).all() and np.isnan(outs["logits"][1]).all()
