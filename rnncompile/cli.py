@@ -294,5 +294,9 @@ def conformance(report_path, examples, seed, goldens, suites, verbose):
         raise VerificationError(f"{report.failed} conformance case(s) failed", where="conformance")
 
 
+from .cli_triton import register as _register_triton  # noqa: E402
+
+_register_triton(main, command)  # `rnncompile triton`
+
 if __name__ == "__main__":
     main()

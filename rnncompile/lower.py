@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import LayerContractError, Problem, TargetError
 from .layer import Sym, TensorType
 from .onnx_graph import GraphBuilder, describe, finish
@@ -76,8 +78,9 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
     graph_inputs = {n: Sym(g.add_input(n, model.input_type(n).dtype, dims[n]), model.input_type(n))
                     for n in model.inputs}
     for s in model.states:
-        graph_inputs[s.input_name] = Sym(g.add_input(s.input_name, "float32", ["batch", *s.shape]),
-                                         TensorType((None, *s.shape)))
+        graph_inputs[s.input_name] = Sym(g.add_input(_state_names(target, s)[0], "float32",
+                                                     ["batch", *s.shape]), TensorType((None, *s.shape)))
+    _reset_states_on_start(g, model, graph_inputs)
     for layer in model.layers.values():
         with g.scope(layer.name):
             if layer.is_model_input:
@@ -108,7 +111,7 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
             name = model.output_name(ref)
             g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
         for s, o in state_outputs:
-            g.add_output(o.name, s.output_name, "float32", ["batch", *s.shape])
+            g.add_output(o.name, _state_names(target, s)[1], "float32", ["batch", *s.shape])
     exposed = _expose(g, model, syms) if (expose_layers or stop_after is not None) else {}
 
     try:
@@ -120,6 +123,30 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
         raise _InvalidGraph(e) from e
     _check_shapes(model, syms, shapes)
     return Lowered(model_bytes, describe(model_bytes), target, exposed)
+
+
+def _state_names(target: Target, s) -> tuple[str, str]:
+    """Graph input and output names of carried state `s` on `target`."""
+    ctl = target.state_control
+    return ctl.names(s.layer, s.suffix) if ctl else (s.input_name, s.output_name)
+
+
+def _reset_states_on_start(g: GraphBuilder, model: Model, graph_inputs: dict[str, Sym]) -> None:
+    """With a state control (targets.StateControl): a START input, int32 [batch, 1]; where it is
+    nonzero the row's carried states read as zeros, whatever was fed (a new sequence)."""
+    ctl = g.target.state_control
+    if ctl is None or not model.states:
+        return
+    start = g.add_input(ctl.start, "int32", ["batch", 1])
+    with g.scope("state_control"):
+        dtype = "int32" if g.target.accepts("Greater", "int32") else "float32"
+        if dtype != "int32":
+            start = g.cast(start, dtype)
+        reset = g.op("Greater", start, g.const(np.zeros((), dtype)))
+        for s in model.states:
+            sym = graph_inputs[s.input_name]
+            graph_inputs[s.input_name] = Sym(g.op("Where", reset, g.const(np.float32(0)), sym.name),
+                                             sym.type)
 
 
 class _InvalidGraph(Exception):

@@ -39,6 +39,26 @@ ONNX_RNN_ACTIVATIONS: dict[str, tuple[bool, bool]] = {
 
 
 @dataclass(frozen=True)
+class StateControl:
+    """Carried states kept between requests by the server, not by the caller (Triton's sequence
+    batcher with implicit state): the graph takes a `start` control input (int32 [batch, 1]; a
+    nonzero row starts a new sequence, so that row's input states are replaced by zeros inside
+    the graph, whatever the server fed), and each state `<layer>_<state>` is named
+    `<input_prefix><layer>_<state>` / `<output_prefix><layer>_<state>`. The direction comes first,
+    so the input names sorted and the output names sorted pair the same states (Triton pairs
+    implicit states by sorted position: triton-inference-server/server#8586)."""
+
+    start: str = "START"
+    input_prefix: str = "state_in_"
+    output_prefix: str = "state_out_"
+
+    def names(self, layer: str, suffix: str) -> tuple[str, str]:
+        """(input name, output name) of the carried state `suffix` of `layer`."""
+        stem = f"{layer}_{suffix}"
+        return self.input_prefix + stem, self.output_prefix + stem
+
+
+@dataclass(frozen=True)
 class Target:
     """What one runtime accepts. Fields are facts; `docs/targets.md` gives each one's source."""
 
@@ -64,6 +84,9 @@ class Target:
     sequence_lens_dtype: str = "int32"
     #: Ops the runtime's importer does not take at all (a graph holding one is refused).
     unsupported_ops: frozenset[str] = frozenset()
+    #: None: carried states are plain graph inputs/outputs the caller feeds (zeros to start).
+    #: A StateControl: the server keeps them and a START control resets them in the graph.
+    state_control: StateControl | None = None
 
     def accepts(self, op: str, dtype: str) -> bool:
         """Whether `op` may take an input of element type `dtype` on this target."""
