@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import RunnerFactory, default_factory
+from .backends import RunnerFactory, runner_factory as backend_factory
 from .backends.reference import ReferenceRunner
 from .errors import InputError, ModelFileError, Problem, RnnCompileError
 from .spec import Model
@@ -211,7 +211,6 @@ def make_audit_cases(model: Model, seed: int, declared: tuple[int | None, int | 
     base, notes = make_cases(model, seed)
     cases = [AuditCase(c.name, c.batch, dict(c.lengths), c.pattern, c.chunks) for c in base]
     patterns = list(dict.fromkeys(c.pattern for c in base))
-    infos = input_infos(model)
     fixed_batch = next((model.input_type(n).shape[0] for n in model.inputs
                         if model.input_type(n).shape[0] is not None), None)
     plan = [(b, t, patterns[-1] if p == "last" else p) for b, t, p in EXTRA_PLAN]
@@ -223,21 +222,28 @@ def make_audit_cases(model: Model, seed: int, declared: tuple[int | None, int | 
     rng = np.random.default_rng(seed + 1)
     seen = {c.name for c in cases}
     for batch, t, pattern in plan:
-        batch = fixed_batch or batch
-        lengths = {}
-        for k, info in enumerate(infos):
-            fixed = info.shape[0] if info.shape else None
-            lengths[info.name] = fixed if fixed is not None else max(1, t + 2 * k)
-        name = f"batch{batch}_" + "_".join(f"{k}{v}" for k, v in lengths.items()) + f"_{pattern}"
-        if name not in seen:
-            seen.add(name)
-            cases.append(AuditCase(name, batch, lengths, pattern,
-                                   [make_inputs(infos, batch, lengths, pattern, rng)
-                                    for _ in range(len(base[0].chunks))]))
+        case = one_case(model, fixed_batch or batch, t, pattern, rng, len(base[0].chunks))
+        if case.name not in seen:
+            seen.add(case.name)
+            cases.append(case)
     return cases, notes
 
 
-def _cast_feeds(cases: list[AuditCase], mapping: Mapping, notes: list[str]) -> None:
+def one_case(model: Model, batch: int, t: int, pattern: str, rng: np.random.Generator,
+             chunks: int = 1) -> AuditCase:
+    """A case of `chunks` calls at batch and T (the k-th input gets T + 2k steps, as in the
+    verifier; fixed lengths stay)."""
+    infos = input_infos(model)
+    lengths = {}
+    for k, info in enumerate(infos):
+        fixed = info.shape[0] if info.shape else None
+        lengths[info.name] = fixed if fixed is not None else max(1, t + 2 * k)
+    name = f"batch{batch}_" + "_".join(f"{k}{v}" for k, v in lengths.items()) + f"_{pattern}"
+    return AuditCase(name, batch, lengths, pattern,
+                     [make_inputs(infos, batch, lengths, pattern, rng) for _ in range(chunks)])
+
+
+def cast_feeds(cases: list[AuditCase], mapping: Mapping, notes: list[str]) -> None:
     """Make every feed representable in the audited model's input types: exact casts are kept;
     floats that a narrower float type rounds are rounded for both sides; anything else is refused."""
     for case in cases:
@@ -459,7 +465,9 @@ def audit(model_path: str | Path, source: str | Path, maps: dict[str, str] | Non
     model = load_model(source)
     data = _read_model(model_path)
     declared_outputs = _declared_outputs(data, where)
-    make_runner = runner_factory or default_factory(threads if threads or not bench else 1)
+    # the audited model's refusals are findings: onnxruntime is asked not to log them too
+    make_runner = runner_factory or backend_factory(
+        "onnxruntime", threads=threads if threads or not bench else 1, quiet=True)
     runner = make_runner(data)
     mapping = map_io(model, runner.inputs, declared_outputs, maps or {}, where)
     notes = list(mapping.notes)
@@ -473,7 +481,7 @@ def audit(model_path: str | Path, source: str | Path, maps: dict[str, str] | Non
     declared = _declared(mapping, runner.inputs, model)
     cases, case_notes = make_audit_cases(model, seed, declared)
     notes += case_notes
-    _cast_feeds(cases, mapping, notes)
+    cast_feeds(cases, mapping, notes)
     outcomes = [o for case in cases for o in run_case(case, model, runner, mapping, tol)]
     findings = diagnose(model, runner, mapping, cases, outcomes, declared, tol)
     result = AuditResult(where, str(source), runner.name, precision, asdict(tol), mapping, outcomes,
@@ -499,13 +507,13 @@ def bench_side_by_side(model: Model, runner, mapping: Mapping, make_runner: Runn
     from .targets import get_target
 
     ours = make_runner(lower(model, get_target("onnxruntime")).model_bytes)
-    infos = input_infos(model)
     rng = np.random.default_rng(seed)
     rows = []
     for batch, steps in BENCH_SHAPES:
         batch, steps = declared[0] or batch, declared[1] or steps
-        lengths = {i.name: (i.shape[0] if i.shape and i.shape[0] is not None else steps) for i in infos}
-        feeds = make_inputs(infos, batch, lengths, "none", rng)
+        case = one_case(model, batch, steps, "none", rng)
+        cast_feeds([case], mapping, [])
+        feeds = case.chunks[0]
         feeds.update({s.input_name: np.zeros((batch, *s.shape), np.float32) for s in model.states})
         theirs = {p.theirs: _theirs(feeds[p.ours], p) for p in mapping.inputs if p.ours in feeds}
         label = f"batch {batch}, T = {steps}"

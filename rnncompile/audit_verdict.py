@@ -14,8 +14,9 @@ from .layer import Layer
 
 #: How a row's padding reads in a sentence.
 KIND_TEXT = {"unpadded": "unpadded input", "right": "right-padded input", "left": "left-padded input",
-             "gaps": "input with gaps (masked steps between valid ones)", "empty": "fully masked rows"}
+             "gaps": "input with gaps", "empty": "fully masked rows"}
 MAX_GATE_TRIALS = 200
+PROBE_STEPS, PROBE_BATCHES = 64, 16
 
 
 @dataclass
@@ -41,6 +42,10 @@ def _nums(values) -> str:
     return ", ".join(str(v) for v in sorted(values))
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _at(index: list, ndim: int) -> str:
     parts = [f"row {index[0]}"] + ([f"step {index[1]}"] if ndim >= 3 else [])
     return ", ".join(parts)
@@ -63,9 +68,9 @@ def _refusals(errs: list, ran: list, mapping, declared) -> list[Finding]:
     data_in = next((p.theirs for p in mapping.inputs), "?")
     for axis, fixed, value in (("batch", declared[0], lambda o: o.batch),
                                ("T", declared[1], lambda o: o.steps)):
-        seen_ok = {value(o) for o in ran}
-        if fixed is None and len(seen_ok) == 1 and all(value(o) not in seen_ok for o in errs):
-            fixed = next(iter(seen_ok))
+        right = {value(o) for o in ran if o.passed}
+        if fixed is None and len(right) == 1 and all(value(o) not in right for o in errs):
+            fixed = next(iter(right))  # observed: it runs only at the one size it is right at
         hit = [o for o in errs if fixed is not None and value(o) != fixed]
         if not hit or any(value(o) != fixed for o in ran):
             continue
@@ -81,12 +86,13 @@ def _refusals(errs: list, ran: list, mapping, declared) -> list[Finding]:
                    f"it declares a dynamic time axis but fails at run time (traced at T = {fixed}?): "
                    f"{hit[0].error}")
         ok = [o for o in ran if o.passed]
-        right = (f"; right at {axis} = {fixed}" if ok and len(ok) == len(ran) else "")
+        right_text = (f"; right at {axis} = {fixed}" if ok and len(ok) == len(ran) else "")
         findings.append(Finding(f"refuses_{'batch' if axis == 'batch' else 'steps'}",
-                                f"{head} ({len(hit)} of {len(hit) + len(ran)} calls refused): {why}{right}"))
+                                f"{head} ({len(hit)} of {len(hit) + len(ran)} calls refused): {why}{right_text}"))
     if errs:
-        findings.append(Finding("runtime_error", f"fails at run time on {len(errs)} call(s), e.g. case "
-                                                 f"{errs[0].case}: {errs[0].error}"))
+        findings.append(Finding("runtime_error", (
+            f"fails at run time on {len(errs)} call(s) (T = {_nums({o.steps for o in errs})}; batch = "
+            f"{_nums({o.batch for o in errs})}), e.g. case {errs[0].case}: {errs[0].error}")))
     return findings
 
 
@@ -94,20 +100,22 @@ def _shapes(bad: list) -> list[Finding]:
     findings = []
     for name in dict.fromkeys(c.output for _, c in bad):
         items = [(o, c) for o, c in bad if c.output == name]
-        got = {tuple(c.shape) for _, c in items}
         o, c = items[0]
         text = (f"output {name!r} has shape {c.shape} where SOURCE gives {c.reference_shape} "
                 f"(case {o.case})")
-        kind = "output_shape"
-        if len(got) == 1 and len(c.shape) == len(c.reference_shape):
-            fixed = [a for a in range(len(c.shape))
-                     if any(cc.reference_shape[a] != cc.shape[a] for _, cc in items)]
-            if fixed == [0]:
-                text = f"output {name!r} keeps batch {c.shape[0]} whatever the input's batch"
-            elif fixed == [1] and all(cc.reference_shape[1] == oo.steps for oo, cc in items):
-                text = (f"output shape depends on T: output {name!r} has {c.shape[1]} steps whatever "
-                        f"the input's length (traced at T = {c.shape[1]})")
-        findings.append(Finding(kind, text))
+        if all(len(cc.shape) == len(cc.reference_shape) == len(c.shape) for _, cc in items):
+            axes = {a for _, cc in items for a, (d, w) in enumerate(zip(cc.shape, cc.reference_shape)) if d != w}
+            values = {cc.shape[min(axes)] for _, cc in items} if len(axes) == 1 else set()
+            inputs = {cc.reference_shape[min(axes)] for _, cc in items} if values else set()
+            many = len(inputs) > 1
+            if axes == {0} and len(values) == 1:
+                text = (f"output {name!r} keeps batch {c.shape[0]} "
+                        + ("whatever the input's batch" if many else f"where the input has batch {_nums(inputs)}"))
+            elif axes == {1} and len(values) == 1 and all(cc.reference_shape[1] == oo.steps for oo, cc in items):
+                text = (f"output shape depends on T: output {name!r} has {c.shape[1]} steps "
+                        + ("whatever the input's length" if many else f"where the input has {_nums(inputs)}")
+                        + f" (traced at T = {c.shape[1]})")
+        findings.append(Finding("output_shape", text))
     return findings
 
 
@@ -144,9 +152,9 @@ def _by_padding(rows, fails):
     order = [k for k in KIND_TEXT if k in kinds]
     wrong = [k for k in order if any(r.failed for r in fails if r.kind == k)]
     right = [k for k in order if k not in wrong]
-    text = "wrong on " + " and on ".join(
-        f"{KIND_TEXT[k]} ({_worst([r for r in fails if r.kind == k])})" for k in wrong)
-    text += "; right on " + " and on ".join(KIND_TEXT[k] for k in right)
+    text = "wrong on " + _and([f"{KIND_TEXT[k]} ({_worst([r for r in fails if r.kind == k])})"
+                               for k in wrong])
+    text += "; right on " + _and([KIND_TEXT[k] for k in right])
     if "right" in right and "left" in wrong:
         text += (": the model derives sequence lengths assuming right padding (e.g. by counting "
                  "non-zero tokens), so it runs over the padding of left-padded rows")
@@ -231,6 +239,37 @@ def _by_gate_order(model, runner, mapping, cases, rows, tol):
     return None
 
 
+def _probe(model, runner, mapping, rows, tol):
+    """Nothing unpadded is right: a length or batch baked in at export (a trace) is right only at
+    that size. Probe T = 1..PROBE_STEPS at batch 1 and batch 1..PROBE_BATCHES at T = 9."""
+    from .audit import cast_feeds, one_case, run_case
+
+    if any(not r.failed for r in rows if r.kind == "unpadded" and r.outcome.chunk == 0):
+        return None
+    rng = np.random.default_rng(0)
+    fixed_b = next((model.input_type(n).shape[0] for n in model.inputs
+                    if model.input_type(n).shape[0] is not None), None)
+    for label, sizes, make in (
+            ("T", range(1, PROBE_STEPS + 1), lambda t: one_case(model, fixed_b or 1, t, "none", rng)),
+            ("batch", range(1, PROBE_BATCHES + 1), lambda b: one_case(model, b, 9, "none", rng))):
+        if label == "batch" and fixed_b is not None:
+            continue
+        right = []
+        for size in sizes:
+            case = make(size)
+            cast_feeds([case], mapping, [])
+            if all(o.passed for o in run_case(case, model, runner, mapping, tol)):
+                right.append(size)
+        attr = "steps" if label == "T" else "batch"
+        if right and len(right) <= 3 and len(right) < len(sizes):
+            wrong = [r for r in rows if r.failed]
+            return Finding("steps" if label == "T" else "batch", (
+                f"right only at {label} = {_nums(right)} ({label} = 1..{len(sizes)} probed); wrong "
+                f"at {label} = {_nums({getattr(r.outcome, attr) for r in wrong})} ({_worst(wrong)}): "
+                f"the model was traced at {label} = {right[0]} and keeps it"))
+    return None
+
+
 def diagnose(model, runner, mapping, cases, outcomes, declared, tol) -> list[Finding]:
     errs = [o for o in outcomes if o.error]
     ran = [o for o in outcomes if not o.error]
@@ -247,6 +286,9 @@ def diagnose(model, runner, mapping, cases, outcomes, declared, tol) -> list[Fin
         if found is not None:
             return findings + [found]
     found = _by_gate_order(model, runner, mapping, cases, rows, tol)
+    if found is not None:
+        return findings + [found]
+    found = _probe(model, runner, mapping, rows, tol)
     if found is not None:
         return findings + [found]
     if all(r.failed for r in rows if r.kind == "unpadded" and r.outcome.chunk == 0):
@@ -278,7 +320,7 @@ def render(result, verbose: bool = False) -> str:
                  f"{'max rel err':>11}  worst element")
     for r in table:
         ok = r["passed"] == r["calls"]
-        res = "pass" if ok else ("REFUSED" if r["refused"] == r["calls"] else "FAIL")
+        res = "pass" if ok else ("REFUSED" if r["passed"] + r["refused"] == r["calls"] else "FAIL")
         worst = r["worst"]
         where = (f"case {worst['case']} index {worst['index']}" + (f" call {worst['chunk'] + 1}"
                                                                    if worst["chunk"] else "")

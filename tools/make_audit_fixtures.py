@@ -15,6 +15,11 @@ rnncompile's lowering, from the seeded weights of a source spec in the same fold
                           them to ONNX's i,o,f,c.
   stateful_good.onnx      LSTM with torch-style state inputs/outputs [1, batch, units].
   stateful_nocarry.onnx   the same, but its state inputs are ignored (it always starts at zero).
+  stateful_nostate.onnx   the same LSTM with no state inputs or outputs at all.
+  seq_unrolled_t20.onnx   for seq_lstm.json: an LSTM trace unrolled over 20 steps (dynamic axis
+                          declared): output has 20 steps whatever the input's length.
+  seq_traced_t20.onnx     native LSTM with sequence_lens fixed at the traced 20: refuses T < 20,
+                          silently wrong past it.
   seq_torch.onnx          (only when torch is installed) torch.nn.LSTM + Linear exported by
                           torch.onnx, for seq_lstm.json: the docs' worked example.
 
@@ -133,7 +138,7 @@ def tokens_native(w: dict, gate_order=KERAS_TO_ONNX) -> onnx.GraphProto:
         [helper.make_tensor_value_info("class_scores", f, ["batch", 3])], inits)
 
 
-def stateful(w: dict, carry: bool = True) -> onnx.GraphProto:
+def stateful(w: dict, carry: bool = True, states: bool = True) -> onnx.GraphProto:
     """torch-style: x [batch, T, 4], h0/c0 [1, batch, 8] -> scores [batch, 2], hn/cn [1, batch, 8]."""
     h = w["reader/recurrent_kernel"].shape[0]
     f = TensorProto.FLOAT
@@ -148,17 +153,69 @@ def stateful(w: dict, carry: bool = True) -> onnx.GraphProto:
                   helper.make_node("Mul", ["c0", "zero_f"], ["c_init"])]
         inits.append(const("zero_f", np.array(0.0, np.float32)))
     init_h, init_c = ("h0", "c0") if carry else ("h_init", "c_init")
+    if not states:  # no state inputs or outputs at all: every call starts from zero
+        init_h = init_c = ""
     nodes += [helper.make_node("LSTM", ["x_tm", "W", "R", "B", "", init_h, init_c], ["", "hn", "cn"], hidden_size=h),
               helper.make_node("Squeeze", ["hn", "zero"], ["h_last"]),
               helper.make_node("MatMul", ["h_last", "Wd"], ["hd"]),
               helper.make_node("Add", ["hd", "bd"], ["y"])]
+    state_vi = [helper.make_tensor_value_info(n, f, [1, "batch", h]) for n in ("h0", "c0", "hn", "cn")]
     return helper.make_graph(
-        nodes, "stateful",
-        [helper.make_tensor_value_info("x", f, ["batch", "seq", 4]),
-         helper.make_tensor_value_info("h0", f, [1, "batch", h]), helper.make_tensor_value_info("c0", f, [1, "batch", h])],
-        [helper.make_tensor_value_info("y", f, ["batch", 2]),
-         helper.make_tensor_value_info("hn", f, [1, "batch", h]), helper.make_tensor_value_info("cn", f, [1, "batch", h])],
-        inits)
+        nodes, "stateful", [helper.make_tensor_value_info("x", f, ["batch", "seq", 4])] + state_vi[:2] * states,
+        [helper.make_tensor_value_info("y", f, ["batch", 2])] + state_vi[2:] * states, inits)
+
+
+def seq_unrolled(w: dict, steps: int = 20) -> onnx.GraphProto:
+    """A trace unrolled over `steps` time steps (what tracing a Python loop gives): the declared
+    time axis is dynamic, the graph reads steps 0..steps-1 and returns `steps` outputs."""
+    h = w["lstm/recurrent_kernel"].shape[0]
+    f = TensorProto.FLOAT
+    inits = [const("K", w["lstm/kernel"].astype(np.float32)), const("R", w["lstm/recurrent_kernel"].astype(np.float32)),
+             const("b", w["lstm/bias"].astype(np.float32)), const("Wd", w["dense/kernel"].astype(np.float32)),
+             const("bd", w["dense/bias"].astype(np.float32)), const("axis1", np.array([1], np.int64))]
+    nodes = []
+    zeros_state("x", h, "init", nodes, inits)
+    hp, cp, outs = "init", "init", []
+    for t in range(steps):
+        inits.append(const(f"t{t}", np.array(t, np.int64)))
+        n = lambda s: f"{s}{t}"  # noqa: E731
+        nodes += [helper.make_node("Gather", ["x", f"t{t}"], [n("x")], axis=1),
+                  helper.make_node("MatMul", [n("x"), "K"], [n("xk")]), helper.make_node("MatMul", [hp, "R"], [n("hr")]),
+                  helper.make_node("Add", [n("xk"), n("hr")], [n("s")]), helper.make_node("Add", [n("s"), "b"], [n("z")]),
+                  helper.make_node("Split", [n("z")], [n("zi"), n("zf"), n("zc"), n("zo")], axis=1),
+                  helper.make_node("Sigmoid", [n("zi")], [n("gi")]), helper.make_node("Sigmoid", [n("zf")], [n("gf")]),
+                  helper.make_node("Tanh", [n("zc")], [n("gc")]), helper.make_node("Sigmoid", [n("zo")], [n("go")]),
+                  helper.make_node("Mul", [n("gf"), cp], [n("fc")]), helper.make_node("Mul", [n("gi"), n("gc")], [n("ic")]),
+                  helper.make_node("Add", [n("fc"), n("ic")], [n("c")]), helper.make_node("Tanh", [n("c")], [n("tc")]),
+                  helper.make_node("Mul", [n("go"), n("tc")], [n("h")]),
+                  helper.make_node("Unsqueeze", [n("h"), "axis1"], [n("y")])]
+        hp, cp = n("h"), n("c")
+        outs.append(n("y"))
+    nodes += [helper.make_node("Concat", outs, ["seq"], axis=1), helper.make_node("MatMul", ["seq", "Wd"], ["yd"]),
+              helper.make_node("Add", ["yd", "bd"], ["y"])]
+    return helper.make_graph(nodes, "unrolled", [helper.make_tensor_value_info("x", f, ["batch", "seq", 4])],
+                             [helper.make_tensor_value_info("y", f, ["batch", "seq", 2])], inits)
+
+
+def seq_traced_lengths(w: dict, steps: int = 20) -> onnx.GraphProto:
+    """Native LSTM whose sequence_lens is the traced length, a constant: silently wrong past it."""
+    h = w["lstm/recurrent_kernel"].shape[0]
+    f = TensorProto.FLOAT
+    inits = [const("W", blocks(w["lstm/kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
+             const("R", blocks(w["lstm/recurrent_kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
+             const("B", np.concatenate([blocks(w["lstm/bias"], KERAS_TO_ONNX), np.zeros(4 * h)])[None].astype(np.float32)),
+             const("Wd", w["dense/kernel"].astype(np.float32)), const("bd", w["dense/bias"].astype(np.float32)),
+             const("traced", np.array(steps, np.int32)), const("axis1", np.array([1], np.int64)),
+             const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))]
+    nodes = [helper.make_node("Shape", ["x"], ["xs"]), helper.make_node("Slice", ["xs", "zero", "one"], ["batch"]),
+             helper.make_node("Expand", ["traced", "batch"], ["lengths"]),
+             helper.make_node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["x_tm", "W", "R", "B", "lengths"], ["Y"], hidden_size=h),
+             helper.make_node("Squeeze", ["Y", "axis1"], ["Y3"]),
+             helper.make_node("Transpose", ["Y3"], ["seq"], perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["seq", "Wd"], ["yd"]), helper.make_node("Add", ["yd", "bd"], ["y"])]
+    return helper.make_graph(nodes, "traced_lengths", [helper.make_tensor_value_info("x", f, ["batch", "seq", 4])],
+                             [helper.make_tensor_value_info("y", f, ["batch", "seq", 2])], inits)
 
 
 def torch_export(spec: Path, path: Path) -> None:
@@ -208,6 +265,10 @@ def main() -> None:
     ws = rnncompile.load(HERE / "stateful_lstm.json").weights
     save(stateful(ws), out / "stateful_good.onnx")
     save(stateful(ws, carry=False), out / "stateful_nocarry.onnx")
+    save(stateful(ws, states=False), out / "stateful_nostate.onnx")
+    wq = rnncompile.load(HERE / "seq_lstm.json").weights
+    save(seq_unrolled(wq), out / "seq_unrolled_t20.onnx")
+    save(seq_traced_lengths(wq), out / "seq_traced_t20.onnx")
     torch_export(HERE / "seq_lstm.json", out / "seq_torch.onnx")
 
 
