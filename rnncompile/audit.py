@@ -26,7 +26,7 @@ from .verify import TOLERANCES, compare, input_infos, make_cases, make_inputs
 
 #: Extra cases beyond the verifier's (batch, T, pattern): T and batch varied independently, so a
 #: failure at one length or batch is not confounded with the other; a long T; odd batches.
-EXTRA_PLAN = ((1, 13, "none"), (3, 9, "none"), (2, 41, "none"), (5, 41, "last"))
+EXTRA_PLAN = ((1, 13, "none"), (3, 9, "none"), (2, 41, "none"), (5, 41, "richest"))
 MAX_MODEL_BYTES = 2 * 1024 ** 3  # protobuf's own limit
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -213,7 +213,8 @@ def make_audit_cases(model: Model, seed: int, declared: tuple[int | None, int | 
     patterns = list(dict.fromkeys(c.pattern for c in base))
     fixed_batch = next((model.input_type(n).shape[0] for n in model.inputs
                         if model.input_type(n).shape[0] is not None), None)
-    plan = [(b, t, patterns[-1] if p == "last" else p) for b, t, p in EXTRA_PLAN]
+    richest = "mixed" if "mixed" in patterns else patterns[-1]  # every row pattern in one batch
+    plan = [(b, t, richest if p == "richest" else p) for b, t, p in EXTRA_PLAN]
     d_batch, d_steps = declared
     if d_steps:
         plan += [(d_batch or 3, d_steps, p) for p in patterns]

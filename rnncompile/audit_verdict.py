@@ -21,7 +21,9 @@ PROBE_STEPS, PROBE_BATCHES = 64, 16
 
 @dataclass
 class Finding:
-    kind: str  # refuses_batch, refuses_steps, runtime_error, output_shape, state, padding, steps, batch, gate_order, wrong
+    #: refuses_batch, refuses_steps, runtime_error, output_shape, state, padding, steps, batch,
+    #: gate_order or wrong
+    kind: str
     sentence: str
 
 
@@ -156,7 +158,7 @@ def _by_padding(rows, fails):
                                for k in wrong])
     text += "; right on " + _and([KIND_TEXT[k] for k in right])
     if "right" in right and "left" in wrong:
-        text += (": the model derives sequence lengths assuming right padding (e.g. by counting "
+        text += (": the model likely derives sequence lengths assuming right padding (e.g. by counting "
                  "non-zero tokens), so it runs over the padding of left-padded rows")
     elif {"right", "left"} <= set(wrong):
         text += ": the model ignores the mask (padding steps are computed as data)"

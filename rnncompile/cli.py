@@ -287,12 +287,16 @@ def audit(model_path, source, maps, report_path, precision, bench, seed, threads
     pattern the verifier knows. Exit 0 when it conforms, 1 when it does not, 2 for bad input."""
     from .audit import audit as run_audit, parse_maps
     from .audit_verdict import render
+    from .errors import RunError
 
     result = run_audit(model_path, source, parse_maps(maps), seed=seed, precision=precision,
                        bench=bench, threads=threads)
     click.echo(render(result, verbose=verbose))
     if report_path is not None:
-        report_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        try:
+            report_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        except OSError as e:
+            raise RunError(f"cannot write the report: {e.strerror}", where=str(report_path)) from None
         click.echo(f"wrote {report_path}")
     sys.exit(0 if result.conforms else 1)
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnncompile.audit import AuditCase, Mapping, Pair, audit, cast_feeds, parse_maps
-from rnncompile.audit_verdict import Finding, diagnose
+from rnncompile.audit_verdict import diagnose
 from rnncompile.cli import main
 from rnncompile.errors import InputError
 

@@ -45,6 +45,11 @@ def blocks(a: np.ndarray, order) -> np.ndarray:
     return np.concatenate([parts[i] for i in order], axis=-1)
 
 
+def onnx_bias(bias: np.ndarray, order) -> np.ndarray:
+    """ONNX LSTM's B [1, 8H]: the input bias in `order`, a zero recurrent bias."""
+    return np.concatenate([blocks(bias, order), np.zeros_like(bias)])[None].astype(np.float32)
+
+
 def const(name: str, value) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value), name)
 
@@ -119,7 +124,7 @@ def tokens_native(w: dict, gate_order=KERAS_TO_ONNX) -> onnx.GraphProto:
     inits = [const("emb", w["embedding/embeddings"].astype(np.float32)),
              const("W", blocks(w["lstm/kernel"], gate_order).T[None].astype(np.float32)),
              const("R", blocks(w["lstm/recurrent_kernel"], gate_order).T[None].astype(np.float32)),
-             const("B", np.concatenate([blocks(w["lstm/bias"], gate_order), np.zeros(4 * h)])[None].astype(np.float32)),
+             const("B", onnx_bias(w["lstm/bias"], gate_order)),
              const("Wd", w["logits/kernel"].astype(np.float32)), const("bd", w["logits/bias"].astype(np.float32)),
              const("pad", np.array(0, np.int64)), const("one", np.array([1], np.int64)),
              const("zero", np.array([0], np.int64))]
@@ -144,7 +149,7 @@ def stateful(w: dict, carry: bool = True, states: bool = True) -> onnx.GraphProt
     f = TensorProto.FLOAT
     inits = [const("W", blocks(w["reader/kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
              const("R", blocks(w["reader/recurrent_kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
-             const("B", np.concatenate([blocks(w["reader/bias"], KERAS_TO_ONNX), np.zeros(4 * h)])[None].astype(np.float32)),
+             const("B", onnx_bias(w["reader/bias"], KERAS_TO_ONNX)),
              const("Wd", w["scores/kernel"].astype(np.float32)), const("bd", w["scores/bias"].astype(np.float32)),
              const("zero", np.array([0], np.int64))]
     nodes = [helper.make_node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2])]
@@ -179,16 +184,16 @@ def seq_unrolled(w: dict, steps: int = 20) -> onnx.GraphProto:
     for t in range(steps):
         inits.append(const(f"t{t}", np.array(t, np.int64)))
         n = lambda s: f"{s}{t}"  # noqa: E731
-        nodes += [helper.make_node("Gather", ["x", f"t{t}"], [n("x")], axis=1),
-                  helper.make_node("MatMul", [n("x"), "K"], [n("xk")]), helper.make_node("MatMul", [hp, "R"], [n("hr")]),
-                  helper.make_node("Add", [n("xk"), n("hr")], [n("s")]), helper.make_node("Add", [n("s"), "b"], [n("z")]),
-                  helper.make_node("Split", [n("z")], [n("zi"), n("zf"), n("zc"), n("zo")], axis=1),
-                  helper.make_node("Sigmoid", [n("zi")], [n("gi")]), helper.make_node("Sigmoid", [n("zf")], [n("gf")]),
-                  helper.make_node("Tanh", [n("zc")], [n("gc")]), helper.make_node("Sigmoid", [n("zo")], [n("go")]),
-                  helper.make_node("Mul", [n("gf"), cp], [n("fc")]), helper.make_node("Mul", [n("gi"), n("gc")], [n("ic")]),
-                  helper.make_node("Add", [n("fc"), n("ic")], [n("c")]), helper.make_node("Tanh", [n("c")], [n("tc")]),
-                  helper.make_node("Mul", [n("go"), n("tc")], [n("h")]),
-                  helper.make_node("Unsqueeze", [n("h"), "axis1"], [n("y")])]
+        node = helper.make_node
+        nodes += [node("Gather", ["x", f"t{t}"], [n("x")], axis=1),
+                  node("MatMul", [n("x"), "K"], [n("xk")]), node("MatMul", [hp, "R"], [n("hr")]),
+                  node("Add", [n("xk"), n("hr")], [n("s")]), node("Add", [n("s"), "b"], [n("z")]),
+                  node("Split", [n("z")], [n("zi"), n("zf"), n("zc"), n("zo")], axis=1),
+                  node("Sigmoid", [n("zi")], [n("gi")]), node("Sigmoid", [n("zf")], [n("gf")]),
+                  node("Tanh", [n("zc")], [n("gc")]), node("Sigmoid", [n("zo")], [n("go")]),
+                  node("Mul", [n("gf"), cp], [n("fc")]), node("Mul", [n("gi"), n("gc")], [n("ic")]),
+                  node("Add", [n("fc"), n("ic")], [n("c")]), node("Tanh", [n("c")], [n("tc")]),
+                  node("Mul", [n("go"), n("tc")], [n("h")]), node("Unsqueeze", [n("h"), "axis1"], [n("y")])]
         hp, cp = n("h"), n("c")
         outs.append(n("y"))
     nodes += [helper.make_node("Concat", outs, ["seq"], axis=1), helper.make_node("MatMul", ["seq", "Wd"], ["yd"]),
@@ -203,7 +208,7 @@ def seq_traced_lengths(w: dict, steps: int = 20) -> onnx.GraphProto:
     f = TensorProto.FLOAT
     inits = [const("W", blocks(w["lstm/kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
              const("R", blocks(w["lstm/recurrent_kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
-             const("B", np.concatenate([blocks(w["lstm/bias"], KERAS_TO_ONNX), np.zeros(4 * h)])[None].astype(np.float32)),
+             const("B", onnx_bias(w["lstm/bias"], KERAS_TO_ONNX)),
              const("Wd", w["dense/kernel"].astype(np.float32)), const("bd", w["dense/bias"].astype(np.float32)),
              const("traced", np.array(steps, np.int32)), const("axis1", np.array([1], np.int64)),
              const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))]
