@@ -117,6 +117,24 @@ def parse_maps(items) -> dict[str, str]:
     return out
 
 
+def _pairs(what: str, wanted: list[str], matched: dict, ours: dict, theirs: dict, where: str,
+           problems: list[Problem]) -> list[Pair]:
+    """The Pairs of `wanted` (SOURCE's names) from `_match`'s result; problems for those that are
+    unpaired or do not fit."""
+    pairs = []
+    for o in wanted:
+        if o not in matched:
+            problems.append(Problem(where, f"SOURCE's {what} {o!r} has no counterpart in the audited "
+                                           f"model (its {what}s: {', '.join(theirs)}); pass --map THEIRS={o}"))
+            continue
+        t, how = matched[o]
+        lead, bad = _fit(what, o, *ours[o], t, *theirs[t])
+        if bad:
+            problems.append(Problem(where, bad))
+        pairs.append(Pair(o, t, how, theirs[t][1], lead))
+    return pairs
+
+
 def map_io(model: Model, their_inputs: list, their_outputs: list, explicit: dict[str, str],
            where: str) -> Mapping:
     """Pair the audited model's inputs and outputs with SOURCE's. `their_inputs` are InputMeta,
@@ -144,31 +162,14 @@ def map_io(model: Model, their_inputs: list, their_outputs: list, explicit: dict
     if stateless:
         mapping.notes.append("SOURCE is stateful but the audited model has no state inputs: only "
                              "single calls from zero state are compared")
-    for o in model.inputs + ([] if stateless else state_ins):
-        if o not in pin:
-            problems.append(Problem(where, f"SOURCE's input {o!r} has no counterpart in the audited "
-                                           f"model (its inputs: {', '.join(t_in)}); pass --map THEIRS={o}"))
-            continue
-        t, how = pin[o]
-        lead, bad = _fit("input", o, *our_in[o], t, *t_in[t])
-        if bad:
-            problems.append(Problem(where, bad))
-        mapping.inputs.append(Pair(o, t, how, t_in[t][1], lead))
+    mapping.inputs = _pairs("input", model.inputs + ([] if stateless else state_ins), pin, our_in,
+                            t_in, where, problems)
     problems += [Problem(where, f"input {t!r} of the audited model has no counterpart in SOURCE "
                                 f"(SOURCE's inputs: {', '.join(our_in)}); pass --map {t}=OURS")
                  for t in left_in]
     wanted = [n for n in our_out if not stateless or n not in {s.output_name for s in model.states}]
     pout, mapping.ignored = _match(wanted, list(t_out), explicit)
-    for o in wanted:
-        if o not in pout:
-            problems.append(Problem(where, f"SOURCE's output {o!r} has no counterpart in the audited "
-                                           f"model (its outputs: {', '.join(t_out)}); pass --map THEIRS={o}"))
-            continue
-        t, how = pout[o]
-        lead, bad = _fit("output", o, *our_out[o], t, *t_out[t])
-        if bad:
-            problems.append(Problem(where, bad))
-        mapping.outputs.append(Pair(o, t, how, t_out[t][1], lead))
+    mapping.outputs = _pairs("output", wanted, pout, our_out, t_out, where, problems)
     if problems:
         raise InputError(problems)
     by_ours = {p.ours: p.theirs for p in mapping.outputs}

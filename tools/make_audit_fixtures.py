@@ -50,6 +50,15 @@ def onnx_bias(bias: np.ndarray, order) -> np.ndarray:
     return np.concatenate([blocks(bias, order), np.zeros_like(bias)])[None].astype(np.float32)
 
 
+def lstm_consts(w: dict, layer: str, dense: str, order=KERAS_TO_ONNX) -> list[onnx.TensorProto]:
+    """W, R, B of ONNX LSTM (gate blocks in `order`) and the Dense layer's Wd, bd."""
+    return [const("W", blocks(w[f"{layer}/kernel"], order).T[None].astype(np.float32)),
+            const("R", blocks(w[f"{layer}/recurrent_kernel"], order).T[None].astype(np.float32)),
+            const("B", onnx_bias(w[f"{layer}/bias"], order)),
+            const("Wd", w[f"{dense}/kernel"].astype(np.float32)),
+            const("bd", w[f"{dense}/bias"].astype(np.float32))]
+
+
 def const(name: str, value) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value), name)
 
@@ -122,10 +131,7 @@ def tokens_native(w: dict, gate_order=KERAS_TO_ONNX) -> onnx.GraphProto:
     h = w["lstm/recurrent_kernel"].shape[0]
     f = TensorProto.FLOAT
     inits = [const("emb", w["embedding/embeddings"].astype(np.float32)),
-             const("W", blocks(w["lstm/kernel"], gate_order).T[None].astype(np.float32)),
-             const("R", blocks(w["lstm/recurrent_kernel"], gate_order).T[None].astype(np.float32)),
-             const("B", onnx_bias(w["lstm/bias"], gate_order)),
-             const("Wd", w["logits/kernel"].astype(np.float32)), const("bd", w["logits/bias"].astype(np.float32)),
+             *lstm_consts(w, "lstm", "logits", gate_order),
              const("pad", np.array(0, np.int64)), const("one", np.array([1], np.int64)),
              const("zero", np.array([0], np.int64))]
     nodes = [helper.make_node("Gather", ["emb", "input_ids"], ["x"]),
@@ -147,11 +153,7 @@ def stateful(w: dict, carry: bool = True, states: bool = True) -> onnx.GraphProt
     """torch-style: x [batch, T, 4], h0/c0 [1, batch, 8] -> scores [batch, 2], hn/cn [1, batch, 8]."""
     h = w["reader/recurrent_kernel"].shape[0]
     f = TensorProto.FLOAT
-    inits = [const("W", blocks(w["reader/kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
-             const("R", blocks(w["reader/recurrent_kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
-             const("B", onnx_bias(w["reader/bias"], KERAS_TO_ONNX)),
-             const("Wd", w["scores/kernel"].astype(np.float32)), const("bd", w["scores/bias"].astype(np.float32)),
-             const("zero", np.array([0], np.int64))]
+    inits = [*lstm_consts(w, "reader", "scores"), const("zero", np.array([0], np.int64))]
     nodes = [helper.make_node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2])]
     if not carry:  # the state inputs are declared but a zero state is used instead
         nodes += [helper.make_node("Mul", ["h0", "zero_f"], ["h_init"]),
@@ -206,12 +208,8 @@ def seq_traced_lengths(w: dict, steps: int = 20) -> onnx.GraphProto:
     """Native LSTM whose sequence_lens is the traced length, a constant: silently wrong past it."""
     h = w["lstm/recurrent_kernel"].shape[0]
     f = TensorProto.FLOAT
-    inits = [const("W", blocks(w["lstm/kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
-             const("R", blocks(w["lstm/recurrent_kernel"], KERAS_TO_ONNX).T[None].astype(np.float32)),
-             const("B", onnx_bias(w["lstm/bias"], KERAS_TO_ONNX)),
-             const("Wd", w["dense/kernel"].astype(np.float32)), const("bd", w["dense/bias"].astype(np.float32)),
-             const("traced", np.array(steps, np.int32)), const("axis1", np.array([1], np.int64)),
-             const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))]
+    inits = [*lstm_consts(w, "lstm", "dense"), const("traced", np.array(steps, np.int32)),
+             const("axis1", np.array([1], np.int64)), const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))]
     nodes = [helper.make_node("Shape", ["x"], ["xs"]), helper.make_node("Slice", ["xs", "zero", "one"], ["batch"]),
              helper.make_node("Expand", ["traced", "batch"], ["lengths"]),
              helper.make_node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2]),
