@@ -449,9 +449,11 @@ def _declared_outputs(data: bytes, where: str) -> list[dict]:
     from .onnx_graph import describe
 
     try:
-        return describe(data)["outputs"]
+        outputs = describe(data)["outputs"]
     except Exception as e:  # protobuf's decode errors have no common base worth naming
         raise ModelFileError(f"not a loadable ONNX model: {type(e).__name__}: {e}", where=where) from None
+    # an output declared without a shape has no rank to check ([] would read as a scalar)
+    return [dict(o, shape=o["shape"] or None) for o in outputs]
 
 
 def audit(model_path: str | Path, source: str | Path, maps: dict[str, str] | None = None,

@@ -203,6 +203,22 @@ def test_stateful_source_without_state_inputs_is_audited_from_zero_state():
     assert any("no state inputs" in n for n in r.notes)
 
 
+def test_pairing_by_normalized_name_and_undeclared_output_shapes():
+    from rnncompile.audit import map_io
+    from rnncompile.backends import InputMeta
+    from rnncompile.build import load_model
+
+    model = load_model(TOKENS)
+    theirs_in = [InputMeta("Tokens:0", "int64", (None, None))]
+    m = map_io(model, theirs_in, [{"name": "extra", "dtype": "float32", "shape": None},
+                                  {"name": "LOGITS", "dtype": "float32", "shape": None}], {}, "m.onnx")
+    assert [(p.ours, p.theirs, p.how) for p in m.inputs + m.outputs] == [
+        ("tokens", "Tokens:0", "name"), ("logits", "LOGITS", "name")]
+    assert m.ignored == ["extra"] and m.notes
+    with pytest.raises(InputError, match="rank differs"):
+        map_io(model, theirs_in, [{"name": "y", "dtype": "float32", "shape": [None, None, 3]}], {}, "m")
+
+
 def test_parse_maps():
     assert parse_maps(["a=b", "x:0=y"]) == {"a": "b", "x:0": "y"}
     with pytest.raises(InputError):

@@ -209,7 +209,8 @@ def seq_traced_lengths(w: dict, steps: int = 20) -> onnx.GraphProto:
     h = w["lstm/recurrent_kernel"].shape[0]
     f = TensorProto.FLOAT
     inits = [*lstm_consts(w, "lstm", "dense"), const("traced", np.array(steps, np.int32)),
-             const("axis1", np.array([1], np.int64)), const("zero", np.array([0], np.int64)), const("one", np.array([1], np.int64))]
+             const("axis1", np.array([1], np.int64)), const("zero", np.array([0], np.int64)),
+             const("one", np.array([1], np.int64))]
     nodes = [helper.make_node("Shape", ["x"], ["xs"]), helper.make_node("Slice", ["xs", "zero", "one"], ["batch"]),
              helper.make_node("Expand", ["traced", "batch"], ["lengths"]),
              helper.make_node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2]),
