@@ -267,6 +267,41 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
 
 
 @main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--against", "source", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The spec or Keras file (.keras, .h5) MODEL claims to implement.")
+@click.option("--map", "maps", multiple=True, metavar="THEIRS=OURS",
+              help="Pair an input or output of MODEL with one of SOURCE's. Repeatable. Default: "
+                   "by name, then by order.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the full audit (every call, every finding) as JSON to this file.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
+              help="Tolerance row (default: fp16 when MODEL takes float16 inputs, else fp32).")
+@click.option("--bench", is_flag=True, help="Also time MODEL next to rnncompile's build of SOURCE.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1))
+@click.option("--threads", type=int, default=None, help="onnxruntime threads (--bench: 1 unless set).")
+@click.option("-v", "--verbose", is_flag=True, help="List every call.")
+@command
+def audit(model_path, source, maps, report_path, precision, bench, seed, threads, verbose):
+    """Check an ONNX file made by any tool against the Keras semantics of SOURCE, on every input
+    pattern the verifier knows. Exit 0 when it conforms, 1 when it does not, 2 for bad input."""
+    from .audit import audit as run_audit, parse_maps
+    from .audit_verdict import render
+    from .errors import RunError
+
+    result = run_audit(model_path, source, parse_maps(maps), seed=seed, precision=precision,
+                       bench=bench, threads=threads)
+    click.echo(render(result, verbose=verbose))
+    if report_path is not None:
+        try:
+            report_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        except OSError as e:
+            raise RunError(f"cannot write the report: {e.strerror}", where=str(report_path)) from None
+        click.echo(f"wrote {report_path}")
+    sys.exit(0 if result.conforms else 1)
+
+
+@main.command()
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the full report (every case) as JSON to this file.")
 @click.option("--examples", default=200, show_default=True, type=click.IntRange(0, 1_000_000),

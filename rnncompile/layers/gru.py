@@ -17,6 +17,7 @@ class GRU(Recurrent):
     attributes = dict(GATED_ATTRIBUTES, reset_after={"type": "boolean", "default": True})
     onnx_op = "GRU"
     gates = 3
+    gate_names = ("z", "r", "h")
     state_names = ("h",)
 
     def cell_activations(self):

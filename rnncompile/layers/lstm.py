@@ -24,6 +24,7 @@ class LSTM(Recurrent):
                                         "description": "an initializer setting; no effect on given weights"})
     onnx_op = "LSTM"
     gates = 4
+    gate_names = ("i", "f", "c", "o")
     state_names = ("h", "c")
 
     def cell_activations(self):

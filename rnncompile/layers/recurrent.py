@@ -297,6 +297,8 @@ class Recurrent(Layer):
     #: ONNX operator (RNN, LSTM, GRU), number of gates, state names.
     onnx_op: ClassVar[str] = ""
     gates: ClassVar[int] = 1
+    #: Keras's names of the gate blocks, in the order of the kernel's columns (diagnostics).
+    gate_names: ClassVar[tuple[str, ...]] = ()
     state_names: ClassVar[tuple[str, ...]] = ("h",)
 
     @property
