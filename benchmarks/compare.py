@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from rnncompile import bench  # noqa: E402
+from rnncompile.qa import bench  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402

@@ -38,7 +38,7 @@ def child(args) -> None:
     import onnxruntime as ort
 
     from compare import SEED_MODELS, load_json
-    from rnncompile import bench
+    from rnncompile.qa import bench
     from rnncompile.build import io_description
     from rnncompile.lower import lower
     from rnncompile.spec import load_spec
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     if args.child:
         child(args)
         return 0
-    from rnncompile import bench
+    from rnncompile.qa import bench
 
     m = bench.machine_info()
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, onnxruntime {m['onnxruntime']}, "

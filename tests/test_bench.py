@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rnncompile import bench
+from rnncompile.qa import bench
 from rnncompile.build import build, io_description
 from rnncompile.cli import main
 from rnncompile.errors import RunError
@@ -67,29 +67,6 @@ def test_time_calls_and_interleaved_call_counts():
 
 
 # -- padding and feeds -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("bad", ["middle", "gaps:0.5", "left:1.0", "left:-0.1", "left:x"])
-def test_parse_pattern_rejects(bad):
-    with pytest.raises(ValueError):
-        bench.parse_pattern(bad)
-
-
-def test_valid_steps_patterns():
-    rng = np.random.default_rng(0)
-    assert bench.valid_steps("none", 3, 9, rng).all()
-    left = bench.valid_steps("left", 50, 9, rng)
-    right = bench.valid_steps("right", 50, 9, rng)
-    gaps = bench.valid_steps("gaps", 50, 9, rng)
-    for v in (left, right, gaps):
-        assert v.any(axis=1).all() and (~v).any(axis=1).all()   # each row: padded, never empty
-    # left: padding first then valid; right: valid then padding; gaps: both ends valid
-    assert all(np.array_equal(r, np.sort(r)) for r in left)
-    assert all(np.array_equal(r, np.sort(r)[::-1]) for r in right)
-    assert gaps[:, 0].all() and gaps[:, -1].all()
-    frac = bench.valid_steps("left:0.5", 4, 10, rng)
-    assert (frac.sum(axis=1) == 5).all() and not frac[:, :5].any()
-    assert bench.valid_steps("right:0.25", 2, 8, rng).sum(axis=1).tolist() == [6, 6]
-
 
 def test_make_feeds_tokens_padding_and_states():
     io = {"inputs": [{"name": "tokens", "dtype": "int32", "shape": ["batch", "time"],

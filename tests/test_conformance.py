@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rnncompile import conformance as conf
+from rnncompile.qa import conformance as conf
 from rnncompile.cli import main
 from rnncompile.verify import Tolerance
 
@@ -103,11 +103,14 @@ def test_onnx_to_keras_mapping_is_not_vacuous(case_name):
 
 def test_onnx_cases_do_not_disturb_onnx_own_collection():
     import onnx.backend.test.case.node as node
+    from onnx.backend.test.case.node import lstm
 
     before = list(node._NodeTestCases)
-    conf.onnx_node_cases()
-    conf.onnx_node_cases()  # twice: no "name already used" error
+    first = conf.onnx_node_cases()
+    again = conf.onnx_node_cases()  # twice: the same cases, no "name already used" error
+    assert [c.name for c in first] == [c.name for c in again] and len(first) >= 18
     assert list(node._NodeTestCases) == before
+    assert node.expect is lstm.expect and node.expect.__module__ == node.__name__
 
 
 @pytest.mark.skipif(not HAVE_GOLDENS, reason="tests/goldens not present")
@@ -127,7 +130,9 @@ def test_goldens_found_from_the_source_tree():
 
 def test_goldens_absent_is_a_note_not_a_failure(monkeypatch):
     """An installed wheel has no tests/goldens: the suite is empty and says why."""
-    monkeypatch.setattr(conf, "find_goldens", lambda: None)
+    from rnncompile.qa import goldens
+
+    monkeypatch.setattr(goldens, "find_goldens", lambda: None)
     suite = conf.run_goldens_suite()
     assert suite.cases == [] and suite.passed
     assert "not found" in suite.notes[0] and "--goldens" in suite.notes[0]
@@ -181,7 +186,7 @@ def test_generated_suite_is_seeded_and_passes():
 def test_generated_ill_conditioned_spec_is_skipped_with_the_reason(monkeypatch):
     """A model that amplifies float32 rounding (an unbounded gate) is listed as skipped, with the
     measured sensitivity; a spec that does not even load is a failure."""
-    import rnncompile.specgen as specgen
+    import rnncompile.qa.specgen as specgen
 
     chaotic = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
                           {"class_name": "GRU", "units": 16, "recurrent_activation": "linear",
