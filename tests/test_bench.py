@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from rnncompile.qa import bench
 from rnncompile.build import build, io_description
-from rnncompile.cli import main
 from rnncompile.errors import RunError
 from rnncompile.lower import lower
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
 from rnncompile.backends.reference import ReferenceRunner
 from rnncompile.spec import load_spec
+
+from helpers import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,17 +201,15 @@ def test_build_and_run_commands(built, tmp_path):
 
 def test_cli_bench(built, tmp_path):
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["bench", str(built), "--batch", "2", "--steps", "4", "--runs", "2",
-                                    "--warmup", "0", "--pattern", "none,right", "--no-process",
-                                    "--json", str(out)])
-    assert res.exit_code == 0, res.output
-    assert "of peak" in res.output
+    code, out_text, err = cli("bench", built, "--batch", "2", "--steps", "4", "--runs", "2",
+                              "--warmup", "0", "--pattern", "none,right", "--no-process", "--json", out)
+    assert code == 0, out_text + err
+    assert "of peak" in out_text
     data = json.loads(out.read_text())
     assert [(r["batch"], r["steps"], r["pattern"]) for r in data["results"]] == [(2, 4, "none"), (2, 4, "right")]
-    res = CliRunner().invoke(main, ["bench", str(built), "--batch", "0"])
-    assert res.exit_code == 2
-    res = CliRunner().invoke(main, ["bench", str(built), "--pattern", "diagonal", "--no-process", "--runs", "1"])
-    assert res.exit_code == 2 and "padding pattern" in res.output
+    assert cli("bench", built, "--batch", "0").code == 2
+    code, _, err = cli("bench", built, "--pattern", "diagonal", "--no-process", "--runs", "1")
+    assert code == 2 and "padding pattern" in err
 
 
 # -- the comparison's other variants agree with the reference ---------------------------------

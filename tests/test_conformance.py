@@ -7,22 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli
 
 from rnncompile.qa import conformance as conf
-from rnncompile.cli import main
 from rnncompile.verify import Tolerance
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDENS = ROOT / "tests" / "goldens"
 HAVE_GOLDENS = any(GOLDENS.glob("*/spec.json"))
-
-
-def cli(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    text = r.output + (r.stderr or "")
-    assert "Traceback" not in text and "internal error" not in text, text
-    return r.exit_code, r.stdout, r.stderr
 
 
 def test_onnx_suite_runs_every_lstm_gru_rnn_case():
