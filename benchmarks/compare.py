@@ -205,7 +205,8 @@ def main(argv=None) -> int:
         print(f"{r['model']:<20} {r['batch']:>5}  " + "  ".join(
             f"{r['ratios'][k]:>21.2f}x" if k in r["ratios"] else f"{'-':>22}" for k in keys))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "matmul_peak": peak, "args": vars(args) | {"json": str(args.json)},
+        args.json.write_text(json.dumps({"machine": machine, "matmul_peak": peak,
+                                         "args": vars(args) | {"json": str(args.json)},
                                          "rows": rows}, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
     return 0

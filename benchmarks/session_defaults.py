@@ -120,7 +120,8 @@ def main(argv=None) -> int:
               f"now {bench.load_average()})")
         base = samples["1t/all (default)"]["batches"]
         head = f"  {'setting':<18} {'open ms':>8}" + "".join(
-            f"  {'b' + str(b) + ' median':>11} {'(ratio)':>7} {'b' + str(b) + ' best':>9} {'(ratio)':>7}" for b in args.batch)
+            f"  {'b' + str(b) + ' median':>11} {'(ratio)':>7} {'b' + str(b) + ' best':>9} {'(ratio)':>7}"
+            for b in args.batch)
         print(head)
         for setting, s in samples.items():
             line = f"  {setting:<18} {sorted(s['create'])[len(s['create']) // 2]:>8.1f}"

@@ -73,7 +73,8 @@ def ort_vs_reference(spec, feeds, states=None):
     low = lower(model)
     full = dict(feeds)
     for s in model.states:
-        full[s.input_name] = (states or {}).get(s.input_name, np.zeros((next(iter(feeds.values())).shape[0], *s.shape), np.float32))
+        batch = next(iter(feeds.values())).shape[0]
+        full[s.input_name] = (states or {}).get(s.input_name, np.zeros((batch, *s.shape), np.float32))
     ref = ReferenceRunner(model).run(full)
     got = OnnxRuntimeRunner(low.model_bytes, threads=1).run(full)
     assert set(ref) == set(got), (sorted(ref), sorted(got))

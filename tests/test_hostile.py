@@ -457,7 +457,7 @@ def test_npy_header_with_absurd_shape(tmp_path):
     raw = bytearray(_npy(np.zeros(16, np.float32)))
     header = raw[10:10 + struct.unpack_from("<H", raw, 8)[0]].decode("latin1")
     new = header.replace("(16,)", f"({1 << 50},)").replace("'<f4'", "'<f8'")
-    new = new.rstrip("\n").rstrip() 
+    new = new.rstrip("\n").rstrip()
     new = new + " " * (len(header) - len(new) - 1) + "\n"
     raw[10:10 + len(header)] = new.encode("latin1")
     members = {f"{k}.npy": _npy(v) for k, v in weights().items()}

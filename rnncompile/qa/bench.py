@@ -228,8 +228,9 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
               plugins: tuple[str, ...] = (),
               factory: Callable[[int], RunnerFactory] = default_factory) -> BenchResult:
     """Benchmark OUT/model.onnx on runners `factory(threads)` makes (default: onnxruntime with the
-    session defaults of `open_session`, threads as given). With `processes`, also time `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh
-    processes for compile time and peak memory."""
+    session defaults of `open_session`, threads as given). With `processes`, also time
+    `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh processes for compile time
+    and peak memory."""
     from ..build import open_build
 
     build_dir = open_build(out_dir)
