@@ -20,7 +20,7 @@ import numpy as np
 from ..backends import RunnerFactory, runner_factory
 from ..errors import RnnCompileError
 from ..layer import REGISTRY
-from ..verify import compare
+from ..verify import compare_all
 from .report import PRECISION, CaseOutcome, SuiteResult, tolerance, worst
 
 ONNX_OPS = ("LSTM", "GRU", "RNN")
@@ -314,7 +314,7 @@ def _keras_checks(case, tol, make_runner: RunnerFactory) -> tuple[list, str]:
     for label, runner in (("rnncompile reference vs onnx", ReferenceRunner(model)),
                           (f"rnncompile build ({_runtime(built)}) vs onnx", built)):
         got = to_onnx(runner.run(dict(feeds)), model.output_names)
-        checks.append((label, [compare(k, want[k], got[k], tol) for k in want]))
+        checks.append((label, compare_all(want, got, tol)))
     layer = model.layers["rnn"]
     kind = (f"Bidirectional({layer.inner.class_name})" if hasattr(layer, "inner") else
             layer.class_name + (" go_backwards" if layer.config.get("go_backwards") else ""))
@@ -375,8 +375,7 @@ def run_onnx_suite(threads: int = 1, make_runner: RunnerFactory | None = None) -
                     status = "failed"
                     notes.append(_first_line(e))
                     break
-                for (name, have), want in zip(got.items(), expected):
-                    as_given.append(compare(name, np.asarray(want), have, tol))
+                as_given += compare_all(dict(zip(got, [np.asarray(e) for e in expected])), got, tol)
             if as_given:
                 a, _, ok, first = worst(as_given)
                 errors[f"{_runtime(runner)} vs onnx"] = a
