@@ -245,3 +245,17 @@ def test_loop_lowering_uses_loops_only():
     m = onnx.load_from_string(lower_with_loops(load_spec(_spec(rnn="GRU", bidirectional=True))))
     ops = {n.op_type for n in m.graph.node}
     assert "Loop" in ops and not ops & {"LSTM", "GRU", "RNN"}
+
+
+def test_bench_runs_on_the_runner_factory_it_is_given(built):
+    from rnncompile.backends import default_factory
+
+    threads_asked = []
+
+    def factory(threads):
+        threads_asked.append(threads)
+        return default_factory(threads)
+    r = bench.bench_dir(built, batches=(2,), steps=(4,), threads=(1,), patterns=("none",), runs=1,
+                        warmup=0, processes=False, factory=factory)
+    assert len(r.rows) == 1 and r.peak[1]["engine"].startswith("onnxruntime ")
+    assert threads_asked and set(threads_asked) == {1}

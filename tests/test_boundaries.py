@@ -105,3 +105,12 @@ def test_ruff_bans_onnx_imports_outside_their_modules(where, fires):
                        input=code, capture_output=True, text=True, cwd=ROOT)
     assert (r.returncode != 0) == fires, r.stdout + r.stderr
     assert ("TID251" in r.stdout) == fires
+
+
+def test_qa_constructs_no_runtime_session():
+    """QA code runs models through runner factories: no onnxruntime session or options of its own."""
+    for path in sorted((PKG / "qa").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        used |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert not used & {"InferenceSession", "SessionOptions"}, path

@@ -244,3 +244,40 @@ def test_json_never_holds_nan_or_inf():
     s = conf.SuiteResult("x", "x", "x", [conf.CaseOutcome("a", "failed", float("nan"), float("inf"))])
     text = json.dumps(conf.ConformanceReport([s], 0, 0, {}).to_dict(), allow_nan=False)
     assert '"max_abs_error": "nan"' in text
+
+
+@pytest.mark.parametrize("spec", [
+    {"class_name": "LSTM", "units": 3}, {"class_name": "LSTM", "units": 2, "use_bias": False},
+    {"class_name": "GRU", "units": 3}, {"class_name": "GRU", "units": 2, "reset_after": False},
+    {"class_name": "SimpleRNN", "units": 4}])
+def test_keras_weights_invert_the_kinds_own_onnx_params(spec):
+    """The ONNX -> Keras weight mapping of the onnx suite is the inverse of each kind's
+    onnx_params (the compiler's one copy of the gate-order conversion)."""
+    from rnncompile.qa.onnx_cases import keras_weights
+    from rnncompile.spec import load_spec
+
+    model = load_spec({"layers": [{"class_name": "Input", "name": "x", "shape": [None, 5]},
+                                  dict(spec, name="r")], "seed": 7})
+    cell = model.layers["r"]
+    w = {k.split("/", 1)[1]: v for k, v in model.weights.items()}
+    back = keras_weights(cell, *cell.onnx_params(w))
+    assert set(back) == set(w)
+    for k in w:
+        np.testing.assert_array_equal(back[k], w[k].astype(np.float32))
+
+
+def test_suites_run_on_the_runner_factory_they_are_given():
+    from rnncompile.backends import default_factory
+
+    made = []
+
+    def factory(model):
+        made.append(model)
+        return default_factory(1)(model)
+    suite = conf.run_onnx_suite(make_runner=factory)
+    assert suite.count("failed") == 0
+    # every case as given (a raw one-node graph, refused ones included) and as a built Keras layer
+    assert len(made) == len(suite.cases) + sum("rnncompile reference vs onnx" in c.errors for c in suite.cases)
+    made.clear()
+    gen = conf.run_generated_suite(2, seed=5, make_runner=factory)
+    assert gen.count("passed") == 2 and len(made) == 2
