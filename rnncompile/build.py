@@ -20,8 +20,7 @@ from .lower import Lowered, lower
 from .runtime import Session
 from .spec import Model, load_spec
 from .targets import Target, get_target
-from .inputs import input_infos
-from .verify import Report, conditioning, localize, make_cases, verify
+from .verify import Report, conditioning, input_infos, localize, make_cases, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import LayerContractError, Problem, RnnCompileError
-from .inputs import input_infos, make_inputs
+from .inputs import input_infos, make_inputs  # also imported from here by build and others
 from .backends import Runner, RunnerFactory
 from .backends.reference import ReferenceRunner
 from .runtime import Session
