@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from rnncompile import bench  # noqa: E402
+from rnncompile.qa import bench  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
@@ -205,7 +205,8 @@ def main(argv=None) -> int:
         print(f"{r['model']:<20} {r['batch']:>5}  " + "  ".join(
             f"{r['ratios'][k]:>21.2f}x" if k in r["ratios"] else f"{'-':>22}" for k in keys))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "matmul_peak": peak, "args": vars(args) | {"json": str(args.json)},
+        args.json.write_text(json.dumps({"machine": machine, "matmul_peak": peak,
+                                         "args": vars(args) | {"json": str(args.json)},
                                          "rows": rows}, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -22,7 +22,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from compare import SEED_MODELS, load_json  # noqa: E402
-from rnncompile import bench  # noqa: E402
+from rnncompile.qa import bench  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402

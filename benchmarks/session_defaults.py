@@ -38,7 +38,7 @@ def child(args) -> None:
     import onnxruntime as ort
 
     from compare import SEED_MODELS, load_json
-    from rnncompile import bench
+    from rnncompile.qa import bench
     from rnncompile.build import io_description
     from rnncompile.lower import lower
     from rnncompile.spec import load_spec
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     if args.child:
         child(args)
         return 0
-    from rnncompile import bench
+    from rnncompile.qa import bench
 
     m = bench.machine_info()
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, onnxruntime {m['onnxruntime']}, "
@@ -120,7 +120,8 @@ def main(argv=None) -> int:
               f"now {bench.load_average()})")
         base = samples["1t/all (default)"]["batches"]
         head = f"  {'setting':<18} {'open ms':>8}" + "".join(
-            f"  {'b' + str(b) + ' median':>11} {'(ratio)':>7} {'b' + str(b) + ' best':>9} {'(ratio)':>7}" for b in args.batch)
+            f"  {'b' + str(b) + ' median':>11} {'(ratio)':>7} {'b' + str(b) + ' best':>9} {'(ratio)':>7}"
+            for b in args.batch)
         print(head)
         for setting, s in samples.items():
             line = f"  {setting:<18} {sorted(s['create'])[len(s['create']) // 2]:>8.1f}"

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from rnncompile import bench
+from rnncompile.qa import bench
 
 
 def _model(nodes, inits, out="Yh"):

@@ -187,16 +187,35 @@ def read_manifest(out_dir: str | Path) -> dict:
         raise RunError(f"damaged manifest.json: {e}", where=str(path)) from None
 
 
-def open_session(out_dir: str | Path, threads: int | None = None,
-                 runner_factory: RunnerFactory | None = None) -> Session:
-    """A Session over OUT/model.onnx (default: onnxruntime on the CPU with `threads`), states
-    carried for stateful models."""
+@dataclass(frozen=True)
+class BuildDir:
+    """A build directory opened for use: its manifest and its model file."""
+
+    path: Path
+    manifest: dict
+    model_path: Path
+
+    def model_bytes(self) -> bytes:
+        return self.model_path.read_bytes()
+
+
+def open_build(out_dir: str | Path) -> BuildDir:
+    """The one way to open a build directory (run, verify, bench): its manifest, read and
+    checked to exist, and model.onnx, checked to exist."""
     out_dir = Path(out_dir)
     man = read_manifest(out_dir)
     model_path = out_dir / "model.onnx"
     if not model_path.is_file():
         raise RunError("model.onnx is missing", where=str(out_dir))
-    return Session((runner_factory or default_factory(threads))(model_path), man)
+    return BuildDir(out_dir, man, model_path)
+
+
+def open_session(out_dir: str | Path, threads: int | None = None,
+                 runner_factory: RunnerFactory | None = None) -> Session:
+    """A Session over OUT/model.onnx (default: onnxruntime on the CPU with `threads`), states
+    carried for stateful models."""
+    d = open_build(out_dir)
+    return Session((runner_factory or default_factory(threads))(d.model_path), d.manifest)
 
 
 def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
@@ -204,11 +223,8 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
     """Re-verify OUT/model.onnx against the reference rebuilt from OUT/spec.json and weights.npz,
     after checking the files are the ones the manifest names. Returns the passing report; raises
     VerificationError (report attached, failing layer named where it can be) otherwise."""
-    out_dir = Path(out_dir)
-    man = read_manifest(out_dir)
-    model_bytes = (out_dir / "model.onnx").read_bytes() if (out_dir / "model.onnx").is_file() else None
-    if model_bytes is None:
-        raise RunError("model.onnx is missing", where=str(out_dir))
+    d = open_build(out_dir)
+    out_dir, man, model_bytes = d.path, d.manifest, d.model_bytes()
     if hashlib.sha256(model_bytes).hexdigest() != man.get("model_sha256"):
         raise VerificationError("model.onnx is not the file this manifest describes (sha256 differs)",
                                 where=str(out_dir / "model.onnx"))

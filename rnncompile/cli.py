@@ -235,8 +235,9 @@ def _int_list(ctx, param, value):
 @click.option("--threads", default="1", show_default=True, callback=_int_list,
               help="onnxruntime intra-op thread counts, comma-separated.")
 @click.option("--pattern", "patterns", default="none,left", show_default=True,
-              help="Padding patterns for masked inputs: none, left, right, gaps (random amount per "
-                   "row), left:F / right:F (fraction F of every row), comma-separated.")
+              help="Padding patterns for masked inputs (rnncompile.inputs): none, left, right, gaps "
+                   "(random amount per row), left:F / right:F (fraction F of every row), empty, "
+                   "mixed, random[:P], combined; comma-separated.")
 @click.option("--runs", default=100, show_default=True, type=click.IntRange(1),
               help="Timed calls per configuration (after --warmup untimed ones).")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(0))
@@ -250,7 +251,7 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
     """Benchmark a built model on onnxruntime: latency (median, p90), throughput, matmul FLOPs
     and fraction of the machine's fp32 matmul peak (measured in the same run), plus compile time
     and peak memory of `rnncompile build` and `rnncompile run`."""
-    from .bench import bench_dir, render
+    from .qa.bench import bench_dir, render
 
     plugins = click.get_current_context().params.get("plugins", ())
     result = bench_dir(out_dir, batches=batches, steps=steps, threads=threads,
@@ -285,8 +286,8 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
 def audit(model_path, source, maps, report_path, precision, bench, seed, threads, verbose):
     """Check an ONNX file made by any tool against the Keras semantics of SOURCE, on every input
     pattern the verifier knows. Exit 0 when it conforms, 1 when it does not, 2 for bad input."""
-    from .audit import audit as run_audit, parse_maps
-    from .audit_verdict import render
+    from .qa.audit import audit as run_audit, parse_maps
+    from .qa.audit_verdict import render
     from .errors import RunError
 
     result = run_audit(model_path, source, parse_maps(maps), seed=seed, precision=precision,
@@ -317,7 +318,7 @@ def audit(model_path, source, maps, report_path, precision, bench, seed, threads
 def conformance(report_path, examples, seed, goldens, suites, verbose):
     """Run the conformance suites (ONNX operator cases, Keras goldens, generated specs) and print
     per-suite counts and the worst error. Exit 0 when nothing failed, 1 when a case failed."""
-    from .conformance import render, run_conformance, write_report
+    from .qa.conformance import render, run_conformance, write_report
     from .errors import VerificationError
 
     report = run_conformance(examples=examples, seed=seed, goldens=goldens, suites=suites)

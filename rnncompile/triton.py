@@ -330,10 +330,9 @@ def _stateful_graph(out: Path, man: dict, seed: int, make_runner: RunnerFactory)
     lowered = lower(model, target)
     report = verify_stateful_export(model, make_runner(lowered.model_bytes), man, CONTROL, seed)
     if not report.passed:
-        err = VerificationError(f"the stateful graph disagrees with the reference when driven as "
-                                "Triton's sequence batcher drives it; nothing was written", where=str(out))
-        err.report = report
-        raise err
+        raise VerificationError("the stateful graph disagrees with the reference when driven as "
+                                "Triton's sequence batcher drives it; nothing was written", where=str(out),
+                                report=report)
     exclude = {CONTROL.start} | {n for p in pairs for n in (p.input, p.output)}
     inputs = [i for i in lowered.io["inputs"] if i["name"] not in exclude]
     outputs = [o for o in lowered.io["outputs"] if o["name"] not in exclude]

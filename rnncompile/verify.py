@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import LayerContractError, Problem, RnnCompileError
+from .inputs import input_infos, make_inputs  # also imported from here by build and others
 from .backends import Runner, RunnerFactory
 from .backends.reference import ReferenceRunner
 from .runtime import Session
@@ -30,9 +31,6 @@ TOLERANCES: dict[str, Tolerance] = {
     # a float64 runner (the reference itself, e.g. checking a plugin's reference twice)
     "float64": Tolerance(atol=1e-9, rtol=1e-9),
 }
-
-PATTERNS = ("none", "right", "left", "gaps", "empty", "mixed")
-
 
 @dataclass
 class OutputResult:
@@ -118,83 +116,7 @@ def compare(name: str, reference: np.ndarray, actual: np.ndarray, tol: Tolerance
 
 
 # ---------------------------------------------------------------------------------------------
-# Seeded inputs.
-
-
-@dataclass
-class InputInfo:
-    """What the verifier needs to know about a model input (derived generically from the layers
-    that consume it)."""
-
-    name: str
-    dtype: str
-    shape: tuple  # without batch
-    token_range: int | None
-    pad_value: float | None
-
-
-def input_infos(model: Model) -> list[InputInfo]:
-    infos = []
-    for name in model.inputs:
-        t = model.input_type(name)
-        consumers = [l for l in model.layers.values() if any(r.layer == name for r in l.inbound)]
-        ranges = [r for r in (c.token_range() for c in consumers) if r is not None]
-        pads = [p for p in (c.pad_value() for c in consumers) if p is not None]
-        infos.append(InputInfo(name, t.dtype, tuple(t.shape[1:]), min(ranges) if ranges else None,
-                               pads[0] if pads else None))
-    return infos
-
-
-def _valid_steps(pattern: str, batch: int, steps: int, rng: np.random.Generator, row_offset: int = 0) -> np.ndarray:
-    """A [batch, steps] boolean mask of valid steps for one padding pattern."""
-    valid = np.ones((batch, steps), bool)
-    for b in range(batch):
-        p = pattern if pattern != "mixed" else ("none", "right", "left", "gaps", "empty")[(b + row_offset) % 5]
-        if steps == 1:
-            if p == "empty":
-                valid[b] = False
-            continue
-        n = int(rng.integers(1, steps))  # number of padded steps, at least one valid left
-        if p == "right":
-            valid[b, steps - n:] = False
-        elif p == "left":
-            valid[b, :n] = False
-        elif p == "gaps":
-            if steps >= 3:  # interior steps only, so the gap is neither left nor right padding
-                idx = rng.choice(np.arange(1, steps - 1), size=min(n, steps - 2), replace=False)
-                valid[b, idx] = False
-        elif p == "empty":
-            valid[b] = False
-    return valid
-
-
-def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pattern: str,
-                rng: np.random.Generator, valid: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Seeded inputs of one case. Inputs with a pad value get padded steps: where `valid[name]`
-    (a [batch, time] bool array) is False when given, else by `pattern`."""
-    feeds = {}
-    for info in infos:
-        shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else 3)
-                      for i, d in enumerate(info.shape))
-        full = (batch, *shape)
-        if info.dtype.startswith("int"):
-            hi = info.token_range or 10
-            lo = 1 if (info.pad_value == 0 and hi > 1) else 0
-            x = rng.integers(lo, hi, size=full).astype(info.dtype)
-        else:
-            x = rng.standard_normal(full).astype(np.float32)
-            if info.pad_value is not None:
-                x[x == info.pad_value] += 0.5
-        if info.pad_value is not None and len(full) >= 2:
-            steps = (valid or {}).get(info.name)
-            if steps is None and pattern not in ("none", "custom"):
-                steps = _valid_steps(pattern, batch, full[1], rng)
-            if steps is not None:
-                if steps.shape != full[:2]:
-                    raise ValueError(f"mask shape {steps.shape} does not fit input {info.name} {full}")
-                x[~steps] = info.pad_value
-        feeds[info.name] = x
-    return feeds
+# Seeded cases (inputs and padding patterns: rnncompile.inputs).
 
 
 @dataclass
@@ -262,24 +184,38 @@ def verify(model: Model, runner: Runner, io: dict, precision: str | None = None,
         cases, notes = make_cases(model, seed)
     report = Report(runner.name, ReferenceRunner.name, precision, tol, notes=notes)
     for case in cases:
-        ref = Session(ReferenceRunner(model), io)
-        act = Session(runner, io)
-        for k, feeds in enumerate(case.chunks):
-            try:
-                want = ref.run(dict(feeds))
-                got = act.run(dict(feeds))
-            except LayerContractError:
-                raise  # a layer kind broke its own contract: that is the error, not a case result
-            except RnnCompileError as e:
-                report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k,
-                                               [OutputResult("*", [], float("inf"), float("inf"),
-                                                             tol.atol, tol.rtol, False, str(e))]))
-                continue
-            results = [compare(name, want[name], got.get(name, np.array([])), tol) for name in want]
-            for s in io.get("states", []):
-                results.append(compare(s["output"], ref.states[s["input"]], act.states[s["input"]], tol))
+        for k, results in run_and_compare(Session(ReferenceRunner(model), io), Session(runner, io),
+                                          case.chunks, tol):
             report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k, results))
     return report
+
+
+def compare_all(want: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: Tolerance) -> list[OutputResult]:
+    """Every output of `want` against the same name in `got` (a missing one fails)."""
+    return [compare(name, want[name], got.get(name, np.array([])), tol) for name in want]
+
+
+def run_and_compare(oracle: Session | list[dict], subject: Session, chunks: list[dict],
+                    tol: Tolerance):
+    """The one run-and-compare loop: feed `chunks` one after another to `subject` and compare
+    each call's outputs with `oracle`'s: a Session run alongside (carried states compared too),
+    or the expected outputs of each chunk (e.g. Keras's, from a golden case). Yields (chunk
+    index, [OutputResult]); a call that fails with an input or runtime error gives one failing
+    result named "*" (a layer that breaks its own contract raises)."""
+    for k, feeds in enumerate(chunks):
+        try:
+            want = oracle.run(dict(feeds)) if isinstance(oracle, Session) else oracle[k]
+            got = subject.run(dict(feeds))
+        except LayerContractError:
+            raise  # a layer kind broke its own contract: that is the error, not a case result
+        except RnnCompileError as e:
+            yield k, [OutputResult("*", [], float("inf"), float("inf"), tol.atol, tol.rtol, False, str(e))]
+            continue
+        results = compare_all(want, got, tol)
+        if isinstance(oracle, Session):
+            for s in subject.states_spec:
+                results.append(compare(s["output"], oracle.states[s["input"]], subject.states[s["input"]], tol))
+        yield k, results
 
 
 # ---------------------------------------------------------------------------------------------

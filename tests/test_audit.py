@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rnncompile.audit import AuditCase, Mapping, Pair, audit, cast_feeds, parse_maps
-from rnncompile.audit_verdict import diagnose
+from rnncompile.qa.audit import AuditCase, Mapping, Pair, audit, cast_feeds, parse_maps
+from rnncompile.qa.audit_verdict import diagnose
 from rnncompile.cli import main
 from rnncompile.errors import InputError
 
@@ -110,7 +110,7 @@ def test_padding_sentence_names_the_worst_element():
 
 
 def _outcome(batch, steps, wrong, kind="unpadded"):
-    from rnncompile.audit import Check, Outcome
+    from rnncompile.qa.audit import Check, Outcome
 
     err = 0.5 if wrong else 1e-8
     rows = [(wrong, err, [b, 0]) for b in range(batch)]
@@ -204,7 +204,7 @@ def test_stateful_source_without_state_inputs_is_audited_from_zero_state():
 
 
 def test_pairing_by_normalized_name_and_undeclared_output_shapes():
-    from rnncompile.audit import map_io
+    from rnncompile.qa.audit import map_io
     from rnncompile.backends import InputMeta
     from rnncompile.build import load_model
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from rnncompile import bench
+from rnncompile.qa import bench
 from rnncompile.build import build, io_description
-from rnncompile.cli import main
 from rnncompile.errors import RunError
 from rnncompile.lower import lower
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
 from rnncompile.backends.reference import ReferenceRunner
 from rnncompile.spec import load_spec
+
+from helpers import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,29 +67,6 @@ def test_time_calls_and_interleaved_call_counts():
 
 
 # -- padding and feeds -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("bad", ["middle", "gaps:0.5", "left:1.0", "left:-0.1", "left:x"])
-def test_parse_pattern_rejects(bad):
-    with pytest.raises(ValueError):
-        bench.parse_pattern(bad)
-
-
-def test_valid_steps_patterns():
-    rng = np.random.default_rng(0)
-    assert bench.valid_steps("none", 3, 9, rng).all()
-    left = bench.valid_steps("left", 50, 9, rng)
-    right = bench.valid_steps("right", 50, 9, rng)
-    gaps = bench.valid_steps("gaps", 50, 9, rng)
-    for v in (left, right, gaps):
-        assert v.any(axis=1).all() and (~v).any(axis=1).all()   # each row: padded, never empty
-    # left: padding first then valid; right: valid then padding; gaps: both ends valid
-    assert all(np.array_equal(r, np.sort(r)) for r in left)
-    assert all(np.array_equal(r, np.sort(r)[::-1]) for r in right)
-    assert gaps[:, 0].all() and gaps[:, -1].all()
-    frac = bench.valid_steps("left:0.5", 4, 10, rng)
-    assert (frac.sum(axis=1) == 5).all() and not frac[:, :5].any()
-    assert bench.valid_steps("right:0.25", 2, 8, rng).sum(axis=1).tolist() == [6, 6]
-
 
 def test_make_feeds_tokens_padding_and_states():
     io = {"inputs": [{"name": "tokens", "dtype": "int32", "shape": ["batch", "time"],
@@ -224,17 +201,15 @@ def test_build_and_run_commands(built, tmp_path):
 
 def test_cli_bench(built, tmp_path):
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["bench", str(built), "--batch", "2", "--steps", "4", "--runs", "2",
-                                    "--warmup", "0", "--pattern", "none,right", "--no-process",
-                                    "--json", str(out)])
-    assert res.exit_code == 0, res.output
-    assert "of peak" in res.output
+    code, out_text, err = cli("bench", built, "--batch", "2", "--steps", "4", "--runs", "2",
+                              "--warmup", "0", "--pattern", "none,right", "--no-process", "--json", out)
+    assert code == 0, out_text + err
+    assert "of peak" in out_text
     data = json.loads(out.read_text())
     assert [(r["batch"], r["steps"], r["pattern"]) for r in data["results"]] == [(2, 4, "none"), (2, 4, "right")]
-    res = CliRunner().invoke(main, ["bench", str(built), "--batch", "0"])
-    assert res.exit_code == 2
-    res = CliRunner().invoke(main, ["bench", str(built), "--pattern", "diagonal", "--no-process", "--runs", "1"])
-    assert res.exit_code == 2 and "padding pattern" in res.output
+    assert cli("bench", built, "--batch", "0").code == 2
+    code, _, err = cli("bench", built, "--pattern", "diagonal", "--no-process", "--runs", "1")
+    assert code == 2 and "padding pattern" in err
 
 
 # -- the comparison's other variants agree with the reference ---------------------------------
@@ -270,3 +245,17 @@ def test_loop_lowering_uses_loops_only():
     m = onnx.load_from_string(lower_with_loops(load_spec(_spec(rnn="GRU", bidirectional=True))))
     ops = {n.op_type for n in m.graph.node}
     assert "Loop" in ops and not ops & {"LSTM", "GRU", "RNN"}
+
+
+def test_bench_runs_on_the_runner_factory_it_is_given(built):
+    from rnncompile.backends import default_factory
+
+    threads_asked = []
+
+    def factory(threads):
+        threads_asked.append(threads)
+        return default_factory(threads)
+    r = bench.bench_dir(built, batches=(2,), steps=(4,), threads=(1,), patterns=("none",), runs=1,
+                        warmup=0, processes=False, factory=factory)
+    assert len(r.rows) == 1 and r.peak[1]["engine"].startswith("onnxruntime ")
+    assert threads_asked and set(threads_asked) == {1}

@@ -7,18 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from rnncompile.cli import main
 from rnncompile.schema import spec_schema
+from helpers import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def write(tmp_path, spec, name="spec.json"):
@@ -37,7 +31,7 @@ SMALL = {"name": "small", "layers": [
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_builds_verifies_and_runs(example, tmp_path):
     out = tmp_path / "out"
-    code, text = cli("build", example, "-o", out)
+    code, text = cli("build", example, "-o", out).combined
     assert code == 0, text
     assert "verified: yes" in text
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "report.json",
@@ -65,12 +59,12 @@ def test_every_example_builds_verifies_and_runs(example, tmp_path):
         feeds[i["name"]] = (np.ones(shape, np.int32) if i["dtype"].startswith("int")
                             else np.zeros(shape, np.float32))
     np.savez(tmp_path / "in.npz", **feeds)
-    code, text = cli("run", out, "--input", tmp_path / "in.npz", "--save", tmp_path / "o.npz")
+    code, text = cli("run", out, "--input", tmp_path / "in.npz", "--save", tmp_path / "o.npz").combined
     assert code == 0, text
     with np.load(tmp_path / "o.npz") as f:
         assert sorted(f.files) == sorted(o["name"] for o in man["outputs"]
                                          if not any(s["output"] == o["name"] for s in man["states"]))
-    code, text = cli("verify", out)
+    code, text = cli("verify", out).combined
     assert code == 0 and "verified: yes" in text, text
 
 
@@ -90,7 +84,7 @@ def test_every_error_listed_with_json_path_exit_2_nothing_written(tmp_path):
         {"class_name": "LSTM", "units": "8", "activation": "tanhh"},
         {"class_name": "Conv9D"}]}
     out = tmp_path / "out"
-    code, text = cli("build", write(tmp_path, bad), "-o", out)
+    code, text = cli("build", write(tmp_path, bad), "-o", out).combined
     assert code == 2
     for where in ("$.layers[1].colour", "$.layers[1].input_dim", "$.layers[2].units",
                   "$.layers[2].activation", "$.layers[3].class_name"):
@@ -116,7 +110,7 @@ def test_every_error_listed_with_json_path_exit_2_nothing_written(tmp_path):
      "$.layers[1].layer.class_name", "expected one of"),
 ])
 def test_semantic_errors_name_the_place(tmp_path, spec, where, what):
-    code, text = cli("check", write(tmp_path, spec))
+    code, text = cli("check", write(tmp_path, spec)).combined
     assert code == 2, text
     assert f"error: {where}:" in text and what in text, text
 
@@ -124,9 +118,9 @@ def test_semantic_errors_name_the_place(tmp_path, spec, where, what):
 def test_invalid_json_and_missing_file(tmp_path):
     p = tmp_path / "broken.json"
     p.write_text('{"layers": [')
-    code, text = cli("check", p)
+    code, text = cli("check", p).combined
     assert code == 2 and f"{p}:1:" in text and "invalid JSON" in text
-    code, text = cli("check", tmp_path / "nope.json")
+    code, text = cli("check", tmp_path / "nope.json").combined
     assert code == 2 and "not found" in text
 
 
@@ -139,7 +133,7 @@ def test_weights_file_checked(tmp_path):
     w["extra/kernel"] = np.zeros(3, np.float32)
     del w["dense/bias"]
     np.savez(tmp_path / "w.npz", **w)
-    code, text = cli("check", write(tmp_path, dict(SMALL, weights="w.npz")))
+    code, text = cli("check", write(tmp_path, dict(SMALL, weights="w.npz"))).combined
     assert code == 2
     assert "[lstm/kernel]: expected shape (4, 20), found (4, 8)" in text
     assert "[lstm/bias]: 20 value(s) are NaN or infinite" in text
@@ -159,7 +153,7 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "precious.txt").write_text("keep")
-    code, text = cli("build", write(tmp_path, SMALL), "-o", out)
+    code, text = cli("build", write(tmp_path, SMALL), "-o", out).combined
     assert code == 2 and "refusing to overwrite" in text
     assert (out / "precious.txt").read_text() == "keep"
 
@@ -168,13 +162,13 @@ def test_run_reports_bad_inputs(tmp_path):
     out = tmp_path / "out"
     cli("build", write(tmp_path, SMALL), "-o", out)
     (tmp_path / "oob.json").write_text(json.dumps({"tokens": [[1, 2, 99]]}))
-    code, text = cli("run", out, "--input", tmp_path / "oob.json")
+    code, text = cli("run", out, "--input", tmp_path / "oob.json").combined
     assert code == 2 and "input 'tokens'" in text and "token id 99" in text and "[0, 30)" in text
     (tmp_path / "shape.json").write_text(json.dumps({"tokens": [1, 2]}))
-    code, text = cli("run", out, "--input", tmp_path / "shape.json")
+    code, text = cli("run", out, "--input", tmp_path / "shape.json").combined
     assert code == 2 and "expected 2-D" in text
     (tmp_path / "ok.json").write_text(json.dumps({"tokens": [[1, 2, 0]]}))
-    code, text = cli("run", out, "--input", tmp_path / "ok.json")
+    code, text = cli("run", out, "--input", tmp_path / "ok.json").combined
     assert code == 0 and "dense float32 [1, 2]" in text
 
 
@@ -184,12 +178,12 @@ def test_verify_detects_tampering(tmp_path):
     data = bytearray((out / "model.onnx").read_bytes())
     data[-1] ^= 1
     (out / "model.onnx").write_bytes(bytes(data))
-    code, text = cli("verify", out)
+    code, text = cli("verify", out).combined
     assert code == 1 and "sha256" in text
 
 
 def test_summary_shows_shapes_masks_and_lowering(tmp_path):
-    code, text = cli("summary", ROOT / "examples/sentiment.json")
+    code, text = cli("summary", ROOT / "examples/sentiment.json").combined
     assert code == 0
     assert "bidirectional (Bidirectional)" in text and "(None, 128)" in text
     assert "native ONNX bidirectional LSTM" in text
@@ -207,7 +201,7 @@ def test_summary_says_why_a_layer_is_not_native(tmp_path):
     spec = {"layers": [{"class_name": "Input", "shape": [None, 3]},
                        {"class_name": "GRU", "units": 2, "activation": "gelu"},
                        {"class_name": "LSTM", "units": 2, "inputs": "input", "activation": "relu"}]}
-    code, text = cli("summary", write(tmp_path, spec))
+    code, text = cli("summary", write(tmp_path, spec)).combined
     assert code == 0, text
     gru = next(l for l in text.splitlines() if l.startswith("gru"))
     lstm = next(l for l in text.splitlines() if l.startswith("lstm"))
@@ -222,7 +216,7 @@ def test_ill_conditioned_model_fails_with_the_diagnosis(tmp_path):
                        {"class_name": "GRU", "units": 16, "recurrent_activation": "linear",
                         "return_sequences": True}]}
     out = tmp_path / "out"
-    code, text = cli("build", write(tmp_path, spec), "-o", out)
+    code, text = cli("build", write(tmp_path, spec), "-o", out).combined
     assert code == 1 and not out.exists()
     assert "ill-conditioned in float32" in text and "amplifies float32 rounding" in text
     assert "lowering disagrees" not in text
@@ -233,20 +227,20 @@ def test_build_and_run_a_keras_file_equals_keras(tmp_path):
     # the outputs Keras's model.predict gave (committed beside the fixture)
     fixture = ROOT / "tests/keras_models/bidi_lstm_concat_seq"
     out = tmp_path / "out"
-    code, text = cli("build", fixture.with_suffix(".keras"), "-o", out)
+    code, text = cli("build", fixture.with_suffix(".keras"), "-o", out).combined
     assert code == 0 and "verified: yes" in text, text
     with np.load(fixture.with_suffix(".npz")) as f:
         ins = {k.split("/")[-1]: f[k] for k in f.files if k.startswith("call0/in/")}
         want = [f[f"call0/out/{i}"] for i in range(sum(k.startswith("call0/out/") for k in f.files))]
     np.savez(tmp_path / "in.npz", **ins)
-    code, text = cli("run", out, "--input", tmp_path / "in.npz", "--save", tmp_path / "got.npz")
+    code, text = cli("run", out, "--input", tmp_path / "in.npz", "--save", tmp_path / "got.npz").combined
     assert code == 0, text
     man = json.loads((out / "manifest.json").read_text())
     with np.load(tmp_path / "got.npz") as got:
         for spec, w in zip(man["outputs"], want):
             np.testing.assert_allclose(got[spec["name"]], w, atol=1e-5, rtol=1e-5)
     # import writes an editable spec + weights that build to the same model
-    code, text = cli("import", fixture.with_suffix(".keras"), "-o", tmp_path / "spec.json")
+    code, text = cli("import", fixture.with_suffix(".keras"), "-o", tmp_path / "spec.json").combined
     assert code == 0, text
     assert cli("build", tmp_path / "spec.json", "-o", tmp_path / "again")[0] == 0
     assert (tmp_path / "again/model.onnx").read_bytes() == (out / "model.onnx").read_bytes()

@@ -7,22 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli
 
-from rnncompile import conformance as conf
-from rnncompile.cli import main
+from rnncompile.qa import conformance as conf
 from rnncompile.verify import Tolerance
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDENS = ROOT / "tests" / "goldens"
 HAVE_GOLDENS = any(GOLDENS.glob("*/spec.json"))
-
-
-def cli(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    text = r.output + (r.stderr or "")
-    assert "Traceback" not in text and "internal error" not in text, text
-    return r.exit_code, r.stdout, r.stderr
 
 
 def test_onnx_suite_runs_every_lstm_gru_rnn_case():
@@ -103,11 +95,14 @@ def test_onnx_to_keras_mapping_is_not_vacuous(case_name):
 
 def test_onnx_cases_do_not_disturb_onnx_own_collection():
     import onnx.backend.test.case.node as node
+    from onnx.backend.test.case.node import lstm
 
     before = list(node._NodeTestCases)
-    conf.onnx_node_cases()
-    conf.onnx_node_cases()  # twice: no "name already used" error
+    first = conf.onnx_node_cases()
+    again = conf.onnx_node_cases()  # twice: the same cases, no "name already used" error
+    assert [c.name for c in first] == [c.name for c in again] and len(first) >= 18
     assert list(node._NodeTestCases) == before
+    assert node.expect is lstm.expect and node.expect.__module__ == node.__name__
 
 
 @pytest.mark.skipif(not HAVE_GOLDENS, reason="tests/goldens not present")
@@ -127,7 +122,9 @@ def test_goldens_found_from_the_source_tree():
 
 def test_goldens_absent_is_a_note_not_a_failure(monkeypatch):
     """An installed wheel has no tests/goldens: the suite is empty and says why."""
-    monkeypatch.setattr(conf, "find_goldens", lambda: None)
+    from rnncompile.qa import goldens
+
+    monkeypatch.setattr(goldens, "find_goldens", lambda: None)
     suite = conf.run_goldens_suite()
     assert suite.cases == [] and suite.passed
     assert "not found" in suite.notes[0] and "--goldens" in suite.notes[0]
@@ -181,7 +178,7 @@ def test_generated_suite_is_seeded_and_passes():
 def test_generated_ill_conditioned_spec_is_skipped_with_the_reason(monkeypatch):
     """A model that amplifies float32 rounding (an unbounded gate) is listed as skipped, with the
     measured sensitivity; a spec that does not even load is a failure."""
-    import rnncompile.specgen as specgen
+    import rnncompile.qa.specgen as specgen
 
     chaotic = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
                           {"class_name": "GRU", "units": 16, "recurrent_activation": "linear",
@@ -247,3 +244,40 @@ def test_json_never_holds_nan_or_inf():
     s = conf.SuiteResult("x", "x", "x", [conf.CaseOutcome("a", "failed", float("nan"), float("inf"))])
     text = json.dumps(conf.ConformanceReport([s], 0, 0, {}).to_dict(), allow_nan=False)
     assert '"max_abs_error": "nan"' in text
+
+
+@pytest.mark.parametrize("spec", [
+    {"class_name": "LSTM", "units": 3}, {"class_name": "LSTM", "units": 2, "use_bias": False},
+    {"class_name": "GRU", "units": 3}, {"class_name": "GRU", "units": 2, "reset_after": False},
+    {"class_name": "SimpleRNN", "units": 4}])
+def test_keras_weights_invert_the_kinds_own_onnx_params(spec):
+    """The ONNX -> Keras weight mapping of the onnx suite is the inverse of each kind's
+    onnx_params (the compiler's one copy of the gate-order conversion)."""
+    from rnncompile.qa.onnx_cases import keras_weights
+    from rnncompile.spec import load_spec
+
+    model = load_spec({"layers": [{"class_name": "Input", "name": "x", "shape": [None, 5]},
+                                  dict(spec, name="r")], "seed": 7})
+    cell = model.layers["r"]
+    w = {k.split("/", 1)[1]: v for k, v in model.weights.items()}
+    back = keras_weights(cell, *cell.onnx_params(w))
+    assert set(back) == set(w)
+    for k in w:
+        np.testing.assert_array_equal(back[k], w[k].astype(np.float32))
+
+
+def test_suites_run_on_the_runner_factory_they_are_given():
+    from rnncompile.backends import default_factory
+
+    made = []
+
+    def factory(model):
+        made.append(model)
+        return default_factory(1)(model)
+    suite = conf.run_onnx_suite(make_runner=factory)
+    assert suite.count("failed") == 0
+    # every case as given (a raw one-node graph, refused ones included) and as a built Keras layer
+    assert len(made) == len(suite.cases) + sum("rnncompile reference vs onnx" in c.errors for c in suite.cases)
+    made.clear()
+    gen = conf.run_generated_suite(2, seed=5, make_runner=factory)
+    assert gen.count("passed") == 2 and len(made) == 2

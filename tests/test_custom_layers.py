@@ -10,11 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import rnncompile
 from rnncompile import plugins
-from rnncompile.cli import main
 from rnncompile.errors import LayerContractError, PluginError, SpecError, VerificationError
 from rnncompile.layer import REGISTRY, passthrough, register
 from rnncompile.lower import lower
@@ -22,6 +20,7 @@ from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
 from rnncompile.backends.reference import ReferenceRunner
 from rnncompile.schema import spec_schema
 from rnncompile.spec import load_spec
+from helpers import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = ROOT / "examples" / "plugins"
@@ -39,11 +38,6 @@ def restore_registry():
     REGISTRY.update(saved)
     plugins._loaded_entry_points = loaded_flag
     sys.modules.pop("my_layers", None)
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def both(model: rnncompile.Model, feeds: dict) -> tuple[dict, dict]:
@@ -158,7 +152,7 @@ def test_register_checks_the_kind_when_it_is_defined():
 
 def test_cli_build_with_plugin_file(tmp_path):
     out = tmp_path / "out"
-    code, text = cli("build", "--plugin", PLUGIN_FILE, PLUGIN_SPEC, "-o", out)
+    code, text = cli("build", "--plugin", PLUGIN_FILE, PLUGIN_SPEC, "-o", out).combined
     assert code == 0, text
     assert "verified: yes" in text and (out / "model.onnx").is_file()
     man = json.loads((out / "manifest.json").read_text())
@@ -178,13 +172,13 @@ def test_cli_build_with_plugin_module_name_in_a_fresh_process(tmp_path):
 
 
 def test_without_the_plugin_the_kind_is_unknown(tmp_path):
-    code, text = cli("check", PLUGIN_SPEC)
+    code, text = cli("check", PLUGIN_SPEC).combined
     assert code == 2 and "unknown layer kind 'RMSNorm'" in text
 
 
 def test_schema_includes_plugin_kinds():
     assert "RMSNorm" not in spec_schema()["$defs"]
-    code, text = cli("schema", "--plugin", PLUGIN_FILE)
+    code, text = cli("schema", "--plugin", PLUGIN_FILE).combined
     assert code == 0
     schema = json.loads(text)
     assert {"RMSNorm", "StatsPooling", "AttentionPooling1D", "SequenceMask"} <= set(schema["$defs"])
@@ -516,7 +510,7 @@ def test_lowering_disagreeing_with_reference_names_the_layer(tmp_path):
 def test_lowering_disagreeing_with_reference_via_cli(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(contract_spec("TestLowerDisagrees")))
-    code, text = cli("build", spec, "-o", tmp_path / "out")
+    code, text = cli("build", spec, "-o", tmp_path / "out").combined
     assert code == 1
     assert "error: layer 'suspect' (TestLowerDisagrees): lowering disagrees with its reference" in text
 

@@ -29,7 +29,7 @@ from rnncompile.errors import RnnCompileError  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
 from rnncompile.npz import read_npz  # noqa: E402
 from rnncompile.spec import load_spec  # noqa: E402
-from rnncompile.specgen import random_spec, spec_strategy  # noqa: E402
+from rnncompile.qa.specgen import random_spec, spec_strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli
 
-from rnncompile.cli import main
 
 GOOD = {"name": "m", "layers": [
     {"class_name": "Input", "name": "tokens", "shape": [None], "dtype": "int32"},
@@ -29,15 +28,6 @@ GOOD = {"name": "m", "layers": [
     {"class_name": "LSTM", "name": "rnn", "units": 4}]}
 GOOD_WEIGHTS = {"emb/embeddings": (10, 3), "rnn/kernel": (3, 16), "rnn/recurrent_kernel": (4, 16),
                 "rnn/bias": (16,)}
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
-    assert "Traceback" not in text, text
-    assert "internal error" not in text, text
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def expect_error(args, *fragments, code=2):
@@ -467,7 +457,7 @@ def test_npy_header_with_absurd_shape(tmp_path):
     raw = bytearray(_npy(np.zeros(16, np.float32)))
     header = raw[10:10 + struct.unpack_from("<H", raw, 8)[0]].decode("latin1")
     new = header.replace("(16,)", f"({1 << 50},)").replace("'<f4'", "'<f8'")
-    new = new.rstrip("\n").rstrip() 
+    new = new.rstrip("\n").rstrip()
     new = new + " " * (len(header) - len(new) - 1) + "\n"
     raw[10:10 + len(header)] = new.encode("latin1")
     members = {f"{k}.npy": _npy(v) for k, v in weights().items()}

@@ -2,7 +2,7 @@
 float64 reference within the float32 tolerance, on the verifier's padding patterns (none, right,
 left, gaps, empty rows, mixed) and on an arbitrary mask drawn by Hypothesis.
 
-The generator is rnncompile.specgen (shared with `rnncompile conformance`, suite "generated").
+The generator is rnncompile.qa.specgen (shared with `rnncompile conformance`, suite "generated").
 
 CI runs a fixed, bounded set of examples (derandomized, no example database). A longer,
 randomized run is one command:
@@ -26,9 +26,10 @@ from rnncompile.errors import RnnCompileError, SpecError  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
 from rnncompile.schema import spec_schema  # noqa: E402
 from rnncompile.spec import load_spec  # noqa: E402
-from rnncompile.specgen import (check_spec, empty_rows_allowed, generate_spec,  # noqa: E402
+from rnncompile.qa.specgen import (check_spec, empty_rows_allowed, generate_spec,  # noqa: E402
                                 mask_case, random_spec, spec_strategy, RandomChooser)
-from rnncompile.verify import input_infos, render  # noqa: E402
+from rnncompile.inputs import input_infos  # noqa: E402
+from rnncompile.verify import render  # noqa: E402
 
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 PROFILES = {
@@ -79,8 +80,8 @@ def _assert_verified(spec, data=None, seed=0):
         if not masks:
             return []
         return [mask_case(model, masks, np.random.default_rng(seed))]
-    model, report = check_spec(spec, seed=seed, extra_cases=extra)
-    if not report.passed and data is not None and report.conditioning.ill_conditioned:
+    model, report, cond = check_spec(spec, seed=seed, extra_cases=extra)
+    if not report.passed and data is not None and cond.ill_conditioned:
         # float32 rounding alone moves the reference as much: not verifiable at this tolerance
         hypothesis.event("ill-conditioned example discarded")
         hypothesis.assume(False)
@@ -184,7 +185,7 @@ def test_every_mask_pattern_on_every_cell(kind, pattern):
         m[[0, 2]] = False
     model = load_spec(spec)
     case = mask_case(model, {"tokens": m}, np.random.default_rng(0))
-    _, report = check_spec(spec, extra_cases=[case])
+    _, report, _ = check_spec(spec, extra_cases=[case])
     assert report.passed, render(report)
 
 
@@ -237,7 +238,7 @@ def test_regression_linear_lstm_after_relu_is_ill_conditioned_not_wrong():
     SimpleRNN differs from the reference by 1.5x the tolerance on one case. Rerunning the
     reference with its weights rounded differently at float32 level moves it by 2x the
     tolerance: the model amplifies rounding, the compiler is right. Such examples are
-    classified (report.conditioning), not counted as failures."""
+    classified (check_spec's conditioning), not counted as failures."""
     spec = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 2]},
                        {"class_name": "Masking", "mask_value": 0.0},
                        {"class_name": "Bidirectional", "merge_mode": "sum",
@@ -246,9 +247,9 @@ def test_regression_linear_lstm_after_relu_is_ill_conditioned_not_wrong():
                         "return_sequences": True},
                        {"class_name": "LSTM", "units": 3, "activation": "linear",
                         "recurrent_activation": "tanh", "go_backwards": True}]}
-    _, report = check_spec(spec)
+    _, report, cond = check_spec(spec)
     if not report.passed:
-        assert report.conditioning.ill_conditioned, render(report)
+        assert cond.ill_conditioned, render(report)
 
 
 def test_conditioning_does_not_excuse_a_real_error():
@@ -256,8 +257,7 @@ def test_conditioning_does_not_excuse_a_real_error():
     ill-conditioning."""
     from rnncompile.build import io_description
     from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
-    from rnncompile.specgen import conditioning
-    from rnncompile.verify import make_cases, verify
+    from rnncompile.verify import conditioning, make_cases, verify
 
     spec = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 3]},
                        {"class_name": "LSTM", "units": 4, "return_sequences": True}]}

@@ -131,7 +131,8 @@ def test_onnx_matches_reference_with_initial_state(kind, masked):
     spec = {"layers": [
         {"class_name": "Input", "name": "t", "shape": [None], "dtype": "int32"},
         *[{"class_name": "Input", "name": f"s{i}", "shape": [4]} for i in range(n)],
-        {"class_name": "Embedding", "name": "emb", "inputs": "t", "input_dim": 20, "output_dim": 4, "mask_zero": masked},
+        {"class_name": "Embedding", "name": "emb", "inputs": "t", "input_dim": 20, "output_dim": 4,
+         "mask_zero": masked},
         {"class_name": kind, "name": "r", "units": 4, "return_state": True, "return_sequences": True,
          "initial_state": [f"s{i}" for i in range(n)]}]}
     rng = np.random.default_rng(1)
@@ -238,7 +239,8 @@ def test_scan_fallback_bidirectional_with_initial_state(merge_mode, return_seque
         {"class_name": "Input", "name": "t", "shape": [None], "dtype": "int32"},
         *[{"class_name": "Input", "name": f"s{i}", "shape": [3]} for i in range(4)],
         {"class_name": "Embedding", "name": "emb", "inputs": "t", "input_dim": 20, "output_dim": 4, "mask_zero": True},
-        {"class_name": "Bidirectional", "name": "b", "merge_mode": merge_mode, "initial_state": ["s0", "s1", "s2", "s3"],
+        {"class_name": "Bidirectional", "name": "b", "merge_mode": merge_mode,
+         "initial_state": ["s0", "s1", "s2", "s3"],
          "layer": {"class_name": "LSTM", "units": 3, "activation": "gelu", "return_sequences": return_sequences,
                    "return_state": True}}]}
     rng = np.random.default_rng(2)

@@ -38,17 +38,74 @@ OUT_DIR = ROOT / "tests" / "goldens"
 torch.set_num_threads(1)
 
 # ---------------------------------------------------------------------------------------------
+# The Keras classes the goldens use: one row each. `mask`: the mask the layer passes on (for
+# models built with explicit masks), from its config, its input tensor and its input mask;
+# `weights`: (our key, Keras variable) pairs of a layer object, under a key prefix; `feeds`: what
+# an Input consumed by the layer is fed ("tokens": ids in [0, input_dim), 0 masked with
+# mask_zero; "masked": floats, mask_value at padded steps). Classes without a row pass no mask
+# on and hold no weights.
+# ---------------------------------------------------------------------------------------------
+
+
+def _keep_mask(cfg, x, mask_in):
+    return mask_in
+
+
+def _mask_if_sequences(cfg, x, mask_in):
+    return mask_in if cfg.get("return_sequences") else None
+
+
+def _attrs(*names, optional=("bias",)):
+    def pairs(prefix, layer):
+        return [(f"{prefix}/{n}", getattr(layer, n)) for n in names
+                if n not in optional or getattr(layer, "use_bias", True)]
+    return pairs
+
+
+def _cell(prefix, rnn_layer):
+    return _attrs("kernel", "recurrent_kernel", "bias")(prefix, rnn_layer.cell)
+
+
+_RNN = dict(mask=_mask_if_sequences, weights=_cell)
+
+KERAS_CLASSES = {
+    "Embedding": dict(mask=lambda cfg, x, m: keras.ops.not_equal(x, 0) if cfg.get("mask_zero") else None,
+                      weights=_attrs("embeddings"),
+                      feeds=lambda cfg: ("tokens_masked" if cfg.get("mask_zero") else "tokens", cfg["input_dim"])),
+    "Masking": dict(mask=lambda cfg, x, m: keras.ops.any(keras.ops.not_equal(x, cfg.get("mask_value", 0.0)), axis=-1),
+                    feeds=lambda cfg: ("masked", cfg.get("mask_value", 0.0))),
+    "Dense": dict(mask=_keep_mask, weights=_attrs("kernel", "bias")),
+    "Dropout": dict(mask=_keep_mask),
+    "Activation": dict(mask=_keep_mask),
+    "SimpleRNN": _RNN,
+    "LSTM": _RNN,
+    "GRU": _RNN,
+    "Bidirectional": dict(mask=lambda cfg, x, m: _mask_if_sequences(cfg["layer"], x, m),
+                          weights=lambda prefix, layer: _cell(f"{prefix}/forward", layer.forward_layer)
+                          + _cell(f"{prefix}/backward", layer.backward_layer)),
+}
+
+
+def keras_class(name: str) -> dict:
+    """The class's row (module doc above); a class without one passes no mask on, holds no
+    weights and is fed floats."""
+    return KERAS_CLASSES.get(name, {})
+
+# ---------------------------------------------------------------------------------------------
 # Input data
 # ---------------------------------------------------------------------------------------------
 
-# Mask patterns, one per batch row, for masked cases (1 = valid step).
-PATTERNS_ALL = ("full", "right", "left", "gaps", "empty", "mixed")
-PATTERNS_NO_EMPTY = ("full", "right", "left", "gaps", "mixed", "right")
+# Mask patterns, one per batch row, for masked cases (1 = valid step). The names are those of the
+# padding vocabulary of rnncompile/inputs.py (this script does not import rnncompile: the oracle
+# stays independent), with fixed amounts: 2 steps of right or left padding, gaps at t % 3 == 1,
+# and `combined` = left padding, a hole and right padding in one row.
+PATTERNS_ALL = ("none", "right", "left", "gaps", "empty", "combined")
+PATTERNS_NO_EMPTY = ("none", "right", "left", "gaps", "combined", "right")
 
 
 def mask_row(pattern: str, T: int) -> np.ndarray:
     t = np.arange(T)
-    if pattern == "full":
+    if pattern == "none":
         m = np.ones(T, bool)
     elif pattern == "right":  # right-padded: last 2 steps masked
         m = t < T - 2
@@ -59,7 +116,7 @@ def mask_row(pattern: str, T: int) -> np.ndarray:
         m[-1] = True
     elif pattern == "empty":  # fully masked
         m = np.zeros(T, bool)
-    elif pattern == "mixed":  # left pad, a hole, right pad
+    elif pattern == "combined":  # left pad, a hole, right pad
         m = np.ones(T, bool)
         m[[0, 2, T - 1]] = False
     else:
@@ -77,7 +134,6 @@ def mask_matrix(patterns, T, chunk=0) -> np.ndarray:
 # Spec -> Keras
 # ---------------------------------------------------------------------------------------------
 
-RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
 _NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask")
 
 
@@ -145,17 +201,8 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
             y = layer(x, **kw)
             res = list(y) if isinstance(y, (list, tuple)) else [y]
             # track the mask as an explicit tensor, for explicit_mask
-            if cls == "Embedding" and cfg.get("mask_zero"):
-                mask_out = keras.ops.not_equal(x, 0)
-            elif cls == "Masking":
-                mask_out = keras.ops.any(
-                    keras.ops.not_equal(x, cfg.get("mask_value", 0.0)), axis=-1)
-            elif cls in ("Dense", "Dropout", "Activation"):
-                mask_out = mask_in
-            elif cls in RNN_CLASSES and cfg.get("return_sequences"):
-                mask_out = mask_in
-            elif cls == "Bidirectional" and cfg["layer"].get("return_sequences"):
-                mask_out = mask_in
+            rule = keras_class(cls).get("mask")
+            mask_out = rule(cfg, x, mask_in) if rule else None
         outs[name] = res
         masks[name] = mask_out
         prev, prev_name = res[0], name
@@ -165,27 +212,11 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
 def weight_vars(model: keras.Model):
     """(our key, keras variable) pairs, in layer order."""
     pairs = []
-
-    def cell_vars(prefix, rnn_layer):
-        cell = rnn_layer.cell
-        pairs.append((f"{prefix}/kernel", cell.kernel))
-        pairs.append((f"{prefix}/recurrent_kernel", cell.recurrent_kernel))
-        if cell.use_bias:
-            pairs.append((f"{prefix}/bias", cell.bias))
-
     for layer in model.layers:
         cls = type(layer).__name__
-        if cls == "Embedding":
-            pairs.append((f"{layer.name}/embeddings", layer.embeddings))
-        elif cls == "Dense":
-            pairs.append((f"{layer.name}/kernel", layer.kernel))
-            if layer.use_bias:
-                pairs.append((f"{layer.name}/bias", layer.bias))
-        elif cls in RNN_CLASSES:
-            cell_vars(layer.name, layer)
-        elif cls == "Bidirectional":
-            cell_vars(f"{layer.name}/forward", layer.forward_layer)
-            cell_vars(f"{layer.name}/backward", layer.backward_layer)
+        weights = keras_class(cls).get("weights")
+        if weights:
+            pairs += weights(layer.name, layer)
         else:
             assert not layer.weights, (cls, layer.weights)
     n_vars = len(model.weights) - sum(
@@ -648,11 +679,8 @@ def input_kind(spec, inp):
     cfg, how = uses[0]
     if how == "state":
         return ("state", None)
-    if cfg["class_name"] == "Embedding":
-        return ("tokens_masked" if cfg.get("mask_zero") else "tokens", cfg["input_dim"])
-    if cfg["class_name"] == "Masking":
-        return ("masked", cfg.get("mask_value", 0.0))
-    return ("float", None)
+    feeds = keras_class(cfg["class_name"]).get("feeds")
+    return feeds(cfg) if feeds else ("float", None)
 
 
 def make_inputs(spec, info, rng, chunk):
@@ -749,20 +777,21 @@ def write_case(name, spec, weights, io_arrays):
 # ---------------------------------------------------------------------------------------------
 
 
-def check_facts() -> list[tuple[str, bool]]:
-    sys.path.insert(0, str(ROOT / "tools"))
-    from goldens_format import load_golden
+def check_facts(generated: dict[str, tuple[dict, dict]]) -> list[tuple[str, bool]]:
+    """The facts, on the cases just generated: {name: (spec, io arrays)} (the io.npz keys)."""
 
     def g(name, chunk=0):
-        spec, _, chunks = load_golden(OUT_DIR / name)
-        return chunks[chunk]
+        spec, io_arrays = generated[name]
+        ins = {l["name"]: io_arrays[f"chunk{chunk}/in/{l['name']}"]
+               for l in spec["layers"] if l["class_name"] == "Input"}
+        return ins, [io_arrays[f"chunk{chunk}/out/{i}"] for i in range(len(spec["outputs"]))]
 
     res = []
 
     def fact(label, ok):
         res.append((label, bool(ok)))
 
-    # Rows of the masked batch: 0 full, 1 right-padded, 2 left-padded, 3 gaps, 4 empty, 5 mixed.
+    # Rows of the masked batch: 0 none, 1 right-padded, 2 left-padded, 3 gaps, 4 empty, 5 combined.
     for k, H in (("simplernn", 4), ("lstm", 4), ("gru", 4), ("gru_reset_before", 3)):
         ins, outs = g(f"{k}_initial_state_emb_mask_seq_state")
         seq, h = outs[0], outs[1]
@@ -872,9 +901,11 @@ def main(argv):
     }
     if words and manifest_path.exists():
         manifest["cases"] = json.loads(manifest_path.read_text())["cases"]
+    generated = {}
     for name, info in selected.items():
         spec, weights, io_arrays, _ = generate(name, info)
         write_case(name, spec, weights, io_arrays)
+        generated[name] = (spec, io_arrays)
         manifest["cases"][name] = {"description": info["desc"], "chunks": info["chunks"],
                                    "keras_drops_mask_with_initial_state": info["mask_dropped"]}
         print(f"{name}: ok", flush=True)
@@ -883,7 +914,7 @@ def main(argv):
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     if not words:
         failed = 0
-        for label, ok in check_facts():
+        for label, ok in check_facts(generated):
             print(("PASS " if ok else "FAIL ") + label)
             failed += not ok
         if failed:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import RunnerFactory, runner_factory as backend_factory
-from .backends.reference import ReferenceRunner
-from .errors import InputError, ModelFileError, Problem, RnnCompileError
-from .spec import Model
+from ..backends import RunnerFactory, runner_factory as backend_factory
+from ..backends.reference import ReferenceRunner
+from ..errors import InputError, ModelFileError, Problem, RnnCompileError
+from ..spec import Model
 # The verifier's public pieces used here, in one place (a rename upstream is a one-line fix).
-from .verify import TOLERANCES, compare, input_infos, make_cases, make_inputs
+from ..verify import TOLERANCES, compare, input_infos, make_cases, make_inputs
 
 #: Extra cases beyond the verifier's (batch, T, pattern): T and batch varied independently, so a
 #: failure at one length or batch is not confounded with the other; a long T; odd batches.
@@ -446,7 +446,7 @@ def _read_model(path: Path) -> bytes:
 
 
 def _declared_outputs(data: bytes, where: str) -> list[dict]:
-    from .onnx_graph import describe
+    from ..onnx_graph import describe
 
     try:
         outputs = describe(data)["outputs"]
@@ -462,7 +462,7 @@ def audit(model_path: str | Path, source: str | Path, maps: dict[str, str] | Non
     """Audit the ONNX file `model_path` against SOURCE (spec or Keras file). Raises InputError
     (exit 2) when the model does not load or its inputs/outputs cannot be paired with SOURCE's."""
     from .audit_verdict import diagnose
-    from .build import load_model
+    from ..build import load_model
 
     model_path = Path(model_path)
     where = str(model_path)
@@ -507,8 +507,8 @@ def bench_side_by_side(model: Model, runner, mapping: Mapping, make_runner: Runn
     """Median latency of the audited model and of rnncompile's onnxruntime build of SOURCE on the
     same inputs, timed interleaved in one run (rnncompile.bench.time_interleaved)."""
     from .bench import time_interleaved
-    from .lower import lower
-    from .targets import get_target
+    from ..lower import lower
+    from ..targets import get_target
 
     ours = make_runner(lower(model, get_target("onnxruntime")).model_bytes)
     rng = np.random.default_rng(seed)

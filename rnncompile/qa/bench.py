@@ -24,12 +24,10 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import RunError
-
-#: Padding patterns: `none`, or `left` / `right` / `gaps` (each row loses a seeded random number
-#: of steps in [1, T-1], as in verification), or `left:F` / `right:F` (every row loses the
-#: fraction F of its steps, rounded down).
-BASE_PATTERNS = ("none", "left", "right", "gaps")
+from ..backends import RunnerFactory, default_factory
+from ..errors import RunError
+from ..inputs import infos_from_io, make_inputs, parse_pattern
+from .flops import flop_count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,11 +126,12 @@ def load_average() -> list[float] | None:
         return None
 
 
-def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), runs: int = 20) -> dict:
-    """The machine's fp32 matrix-multiply rate, measured now with onnxruntime's MatMul (the MLAS
-    kernel its LSTM/GRU/RNN ops use) on `threads` intra-op threads: the best over square sizes of
-    the best of `runs` calls. Returns {"gflops", "size", "engine", "threads"}."""
-    import onnxruntime as ort
+def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), runs: int = 20,
+                factory: Callable[[int], RunnerFactory] = default_factory) -> dict:
+    """The machine's fp32 matrix-multiply rate, measured now with the runtime's MatMul (for
+    onnxruntime the MLAS kernel its LSTM/GRU/RNN ops use) on runners `factory(threads)` makes:
+    the best over square sizes of the best of `runs` calls. Returns {"gflops", "size", "engine",
+    "threads"}."""
     from onnx import TensorProto, helper
 
     best = (0.0, 0)
@@ -146,65 +145,18 @@ def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), run
                                 raw=True)])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
-        sess = ort.InferenceSession(model.SerializeToString(), _session_options(threads),
-                                    providers=["CPUExecutionProvider"])
+        runner = factory(threads)(model.SerializeToString())
+        engine = runner.name.split(" (")[0]
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-        t = time_calls(lambda: sess.run(None, {"a": a}), runs=runs, warmup=2)
+        t = time_calls(lambda: runner.run({"a": a}), runs=runs, warmup=2)
         rate = 2.0 * n ** 3 / t.best / 1e9
         if rate > best[0]:
             best = (rate, n)
-    return {"gflops": best[0], "size": best[1], "engine": f"onnxruntime {ort.__version__} MatMul fp32",
-            "threads": threads}
-
-
-def _session_options(threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return opts
+    return {"gflops": best[0], "size": best[1], "engine": f"{engine} MatMul fp32", "threads": threads}
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs.
-
-
-def parse_pattern(pattern: str) -> tuple[str, float | None]:
-    """`left` -> ("left", None); `left:0.5` -> ("left", 0.5). Raises ValueError."""
-    kind, _, frac = pattern.partition(":")
-    if kind not in BASE_PATTERNS:
-        raise ValueError(f"unknown padding pattern {pattern!r}; expected one of "
-                         f"{', '.join(BASE_PATTERNS)} (or left:F, right:F with 0 <= F < 1)")
-    if not frac:
-        return kind, None
-    if kind not in ("left", "right"):
-        raise ValueError(f"pattern {kind!r} takes no fraction")
-    f = float(frac)
-    if not 0.0 <= f < 1.0:
-        raise ValueError(f"padding fraction must be in [0, 1), got {f}")
-    return kind, f
-
-
-def valid_steps(pattern: str, batch: int, steps: int, rng: np.random.Generator) -> np.ndarray:
-    """A [batch, steps] bool array, True for a valid step. Every row keeps at least one step."""
-    kind, frac = parse_pattern(pattern)
-    valid = np.ones((batch, steps), bool)
-    if kind == "none" or steps < 2:
-        return valid
-    for b in range(batch):
-        n = int(frac * steps) if frac is not None else int(rng.integers(1, steps))
-        n = min(n, steps - 1)
-        if kind == "left":
-            valid[b, :n] = False
-        elif kind == "right":
-            valid[b, steps - n:] = False
-        elif steps >= 3:  # gaps: interior steps only
-            idx = rng.choice(np.arange(1, steps - 1), size=min(n, steps - 2), replace=False)
-            valid[b, idx] = False
-    return valid
+# Inputs (the padding patterns and the generator of rnncompile.inputs).
 
 
 def masked_inputs(io: dict) -> list[str]:
@@ -214,131 +166,18 @@ def masked_inputs(io: dict) -> list[str]:
 
 def make_feeds(io: dict, batch: int, steps: int, pattern: str = "none", seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded feeds for every model input (carried states as zeros) at this batch size and
-    sequence length, padded with `pattern` where the input has a pad value. `io` is a manifest
-    (inputs with dtype, shape, token_range, pad_value; states)."""
-    rng = np.random.default_rng(seed)
-    state_inputs = {s["input"]: s for s in io.get("states", [])}
-    feeds = {}
+    sequence length, padded with `pattern` (rnncompile.inputs) where the input has a pad value.
+    `io` is a manifest (inputs with dtype, shape, token_range, pad_value; states)."""
+    states = {s["input"]: s for s in io.get("states", [])}
     for spec in io["inputs"]:
-        name = spec["name"]
-        if name in state_inputs:
-            feeds[name] = np.zeros((batch, *state_inputs[name]["shape"]), np.float32)
-            continue
-        shape = []
         for axis, d in enumerate(spec["shape"]):
-            if isinstance(d, int) and d > 0:
-                shape.append(d)
-            elif axis == 0:
-                shape.append(batch)
-            elif axis == 1:
-                shape.append(steps)
-            else:
-                raise RunError(f"input {name!r} has a dynamic axis {axis} ({d}); only batch and time "
-                               "may be dynamic for benchmarking", where=f"input {name!r}")
-        pad = spec.get("pad_value")
-        if spec["dtype"].startswith("int"):
-            hi = int(spec.get("token_range") or 10)
-            lo = 1 if (pad == 0 and hi > 1) else 0
-            x = rng.integers(lo, hi, size=shape).astype(spec["dtype"])
-        else:
-            x = rng.standard_normal(shape).astype(spec["dtype"])
-            if pad is not None:
-                x[x == pad] += 0.5
-        if pad is not None and len(shape) >= 2:
-            x[~valid_steps(pattern, shape[0], shape[1], rng)] = pad
-        feeds[name] = x
-    return feeds
-
-
-# ---------------------------------------------------------------------------------------------
-# FLOPs.
-
-_RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
-
-
-def flop_count(model_bytes: bytes, feeds: dict[str, np.ndarray]) -> dict:
-    """Matrix-multiply FLOPs (2 per multiply-add) of one call on these feeds, from the ONNX graph:
-    LSTM/GRU/RNN ops (input and recurrent matmuls over every time step, both directions),
-    MatMul/Gemm (Dense, attention, the input projection of a Scan-lowered layer) and the MatMuls
-    by constant weights inside a Scan body (its recurrent matmuls, every step). The shapes are the
-    ones a run with the feeds produces (the graph is run once with the operators' inputs added as
-    outputs). `recurrent_valid` counts only the steps inside sequence_lens (a Scan runs, and is
-    counted for, every step). Elementwise work (gates, activations) is not counted."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    model = onnx.load_from_string(model_bytes)
-    inits = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    wanted: list[str] = []
-    for node in model.graph.node:
-        if node.op_type in _RNN_GATES:
-            wanted += [node.input[0]] + ([node.input[4]] if len(node.input) > 4 and node.input[4] else [])
-        elif node.op_type in ("MatMul", "Gemm"):
-            wanted += [i for i in node.input[:2] if i not in inits]
-        elif node.op_type == "Scan":
-            wanted += [i for i in node.input[-_scan_inputs(node):] if i]
-    have = {o.name for o in model.graph.output} | {i.name for i in model.graph.input}
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
-    extra = [n for n in dict.fromkeys(wanted) if n not in have]
-    for n in extra:
-        model.graph.output.append(helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None))
-    sess = ort.InferenceSession(model.SerializeToString(), _session_options(1),
-                                providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    values = dict(zip(names, sess.run(None, feeds)))
-    values.update(feeds)
-
-    def shape(name):
-        return inits[name] if name in inits else tuple(np.shape(values[name]))
-
-    recurrent = recurrent_valid = dense = 0
-    ops = []
-    for node in model.graph.node:
-        if node.op_type in _RNN_GATES:
-            steps, batch, i = shape(node.input[0])
-            dirs, gh, _ = shape(node.input[1])
-            per_step_row = dirs * 2 * gh * (i + gh // _RNN_GATES[node.op_type])
-            f = steps * batch * per_step_row
-            if len(node.input) > 4 and node.input[4]:
-                valid = int(np.sum(np.minimum(values[node.input[4]], steps)))
-            else:
-                valid = steps * batch
-            recurrent += f
-            recurrent_valid += valid * per_step_row
-            ops.append({"node": node.name, "op": node.op_type, "flops": f})
-        elif node.op_type in ("MatMul", "Gemm"):
-            a, b = shape(node.input[0]), shape(node.input[1])
-            if node.op_type == "Gemm":
-                ta = next((x.i for x in node.attribute if x.name == "transA"), 0)
-                tb = next((x.i for x in node.attribute if x.name == "transB"), 0)
-                m, k = (a[1], a[0]) if ta else (a[0], a[1])
-                n = b[0] if tb else b[1]
-                f = 2 * m * k * n
-            else:
-                k = a[-1]
-                n = b[-1] if len(b) > 1 else 1
-                rows = int(np.prod(np.broadcast_shapes(a[:-2], b[:-2]))) * (a[-2] if len(a) > 1 else 1)
-                f = 2 * rows * k * n
-            dense += f
-            ops.append({"node": node.name, "op": node.op_type, "flops": int(f)})
-        elif node.op_type == "Scan":
-            steps, batch = shape(node.input[-_scan_inputs(node)])[:2]
-            body = next(a.g for a in node.attribute if a.name == "body")
-            per_row = sum(2 * int(np.prod(inits[n.input[1]])) for n in body.node
-                          if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]]) == 2)
-            f = steps * batch * per_row
-            if f:
-                recurrent += f
-                recurrent_valid += f
-                ops.append({"node": node.name, "op": "Scan", "flops": int(f)})
-    return {"total": int(recurrent + dense), "recurrent": int(recurrent),
-            "recurrent_valid": int(recurrent_valid), "dense": int(dense), "ops": ops}
-
-
-def _scan_inputs(node) -> int:
-    return next(a.i for a in node.attribute if a.name == "num_scan_inputs")
+            if axis > 1 and spec["name"] not in states and not (isinstance(d, int) and d > 0):
+                raise RunError(f"input {spec['name']!r} has a dynamic axis {axis} ({d}); only batch and "
+                               "time may be dynamic for benchmarking", where=f"input {spec['name']!r}")
+    infos = infos_from_io(io)
+    feeds = make_inputs(infos, batch, {i.name: steps for i in infos}, pattern, np.random.default_rng(seed))
+    return {i["name"]: (np.zeros((batch, *states[i["name"]]["shape"]), np.float32) if i["name"] in states
+                        else feeds[i["name"]]) for i in io["inputs"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,19 +225,16 @@ class BenchResult:
 
 def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), patterns=("none", "left"),
               runs: int = 100, warmup: int = 10, seed: int = 0, processes: bool = True,
-              plugins: tuple[str, ...] = ()) -> BenchResult:
-    """Benchmark OUT/model.onnx (the session defaults of `open_session`, threads as given). With
-    `processes`, also time `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh
-    processes for compile time and peak memory."""
-    from .build import read_manifest
-    from .backends import default_factory
+              plugins: tuple[str, ...] = (),
+              factory: Callable[[int], RunnerFactory] = default_factory) -> BenchResult:
+    """Benchmark OUT/model.onnx on runners `factory(threads)` makes (default: onnxruntime with the
+    session defaults of `open_session`, threads as given). With `processes`, also time
+    `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh processes for compile time
+    and peak memory."""
+    from ..build import open_build
 
-    out_dir = Path(out_dir)
-    man = read_manifest(out_dir)
-    model_path = out_dir / "model.onnx"
-    if not model_path.is_file():
-        raise RunError("model.onnx is missing", where=str(out_dir))
-    model_bytes = model_path.read_bytes()
+    build_dir = open_build(out_dir)
+    out_dir, man, model_bytes = build_dir.path, build_dir.manifest, build_dir.model_bytes()
     for p in patterns:
         try:
             parse_pattern(p)
@@ -411,19 +247,19 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
                             "'none' are skipped")
         patterns = ["none"]
     for t in threads:
-        result.peak[t] = matmul_peak(t)
+        result.peak[t] = matmul_peak(t, factory=factory)
+    runner_for_flops = factory(1)
     for t in threads:
-        runner = default_factory(t)(model_bytes)
-        sess = runner.session
+        runner = factory(t)(model_bytes)
         for b in batches:
             for s in steps:
                 fixed_t = _fixed_steps(man)
                 s_eff = fixed_t if fixed_t is not None else s
                 for p in patterns:
                     feeds = make_feeds(man, b, s_eff, p, seed)
-                    fc = flop_count(model_bytes, feeds)
+                    fc = flop_count(model_bytes, feeds, runner_for_flops)
                     useful = fc["recurrent_valid"] + fc["dense"]
-                    timing = time_calls(lambda: sess.run(None, feeds), runs=runs, warmup=warmup)
+                    timing = time_calls(lambda: runner.run(feeds), runs=runs, warmup=warmup)
                     med = timing.median
                     rate = useful / med / 1e9
                     result.rows.append(BenchRow(

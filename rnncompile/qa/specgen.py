@@ -14,8 +14,8 @@ zero_output_for_mask, reset_after, return_state, stateful, dropout fields, and i
 taken from extra Inputs or from an encoder's return_state; then optional pooling, Dense (any
 activation), Activation and Dropout layers; and default or explicit outputs.
 
-`mask_case` makes inputs for an arbitrary [batch, time] validity mask per masked input, on top
-of the verifier's fixed padding patterns (none, right, left, gaps, empty rows, mixed).
+`mask_case` makes inputs for an arbitrary [batch, time] validity mask per masked input (the
+`random` padding pattern of rnncompile.inputs), on top of the verifier's fixed patterns.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from typing import Any, Protocol, Sequence, TypeVar
 
 import numpy as np
 
-from . import activations as act
-from .verify import Conditioning, conditioning  # noqa: F401  (re-exported)
+from .. import activations as act
+from ..inputs import input_infos, make_inputs, valid_steps
 
 T = TypeVar("T")
 
@@ -321,15 +321,14 @@ def mask_case(model, masks: dict[str, np.ndarray] | np.ndarray, rng: np.random.G
     """A verify.Case whose masked inputs are padded exactly where `masks` (a [batch, time] bool
     array of valid steps, per input name, or one array for every masked input) is False.
     Unmasked inputs get random values with the same batch; time axes come from the masks."""
-    from .verify import Case, input_infos, make_inputs
+    from ..verify import Case
 
     infos = input_infos(model)
     if isinstance(masks, np.ndarray):
         masks = {i.name: masks for i in infos if i.pad_value is not None and i.shape}
     some = next(iter(masks.values())) if masks else None
     batch = some.shape[0] if some is not None else 2
-    fixed_batch = next((model.input_type(n).shape[0] for n in model.inputs
-                        if model.input_type(n).shape[0] is not None), None)
+    fixed_batch = _fixed_batch(model)
     if fixed_batch is not None and fixed_batch != batch:
         raise ValueError(f"the model has a fixed batch of {fixed_batch}")
     lengths = {}
@@ -340,30 +339,28 @@ def mask_case(model, masks: dict[str, np.ndarray] | np.ndarray, rng: np.random.G
         lengths[info.name] = info.shape[0] if info.shape[0] is not None else (
             m.shape[1] if m is not None else int(rng.integers(1, 6)))
     n_chunks = chunks or (3 if model.states else 1)
-    feeds_list = [make_inputs(infos, batch, lengths, "custom", rng, valid=masks) for _ in range(n_chunks)]
-    pattern = "custom"
-    return Case(f"batch{batch}_custom_mask", batch, lengths, pattern, feeds_list)
+    feeds_list = [make_inputs(infos, batch, lengths, "none", rng, valid=masks) for _ in range(n_chunks)]
+    return Case(f"batch{batch}_custom_mask", batch, lengths, "custom", feeds_list)
+
+
+def _fixed_batch(model) -> int | None:
+    return next((model.input_type(n).shape[0] for n in model.inputs
+                 if model.input_type(n).shape[0] is not None), None)
 
 
 def random_masks(model, rng: np.random.Generator, batch: int | None = None,
                  p_valid: float = 0.6) -> dict[str, np.ndarray]:
-    """An arbitrary [batch, time] validity mask for each input that carries a pad value (every
-    step independently valid with probability p_valid); no fully masked row when a layer is
-    undefined there. Empty when the model has no masked input."""
-    from .verify import input_infos
-
-    fixed = next((model.input_type(n).shape[0] for n in model.inputs
-                  if model.input_type(n).shape[0] is not None), None)
-    batch = fixed or batch or int(rng.integers(1, 5))
+    """An arbitrary [batch, time] validity mask (padding pattern `random:p_valid`) for each input
+    that carries a pad value; no fully masked row when a layer is undefined there. Empty when
+    the model has no masked input."""
+    batch = _fixed_batch(model) or batch or int(rng.integers(1, 5))
     masks = {}
     for info in input_infos(model):
         if info.pad_value is None or not info.shape:
             continue
         t = info.shape[0] or int(rng.integers(1, 8))
-        m = rng.random((batch, t)) < p_valid
-        if not empty_rows_allowed(model):
-            m[np.arange(batch), rng.integers(0, t, size=batch)] = True
-        masks[info.name] = m
+        masks[info.name] = valid_steps(f"random:{p_valid}", batch, t, rng,
+                                       allow_empty=empty_rows_allowed(model))
     return masks
 
 
@@ -372,15 +369,16 @@ def empty_rows_allowed(model) -> bool:
     return all(l.defined_for_empty_rows for l in model.layers.values())
 
 
-def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None):
-    """Validate, lower and verify a spec on onnxruntime against the reference (the verifier's
-    seeded cases plus `extra_cases`). Returns (model, report). When verification fails,
-    `report.conditioning` says whether float32 rounding alone explains it (see `conditioning`)."""
-    from .build import io_description
-    from .lower import lower
-    from .backends import default_factory
-    from .spec import load_spec
-    from .verify import make_cases, verify
+def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None, make_runner=None):
+    """Validate, lower and verify a spec against the reference (the verifier's seeded cases plus
+    `extra_cases`) on runners `make_runner` makes (a RunnerFactory; default onnxruntime, one
+    thread). Returns (model, report, conditioning): when verification fails, conditioning says
+    whether float32 rounding alone explains it (verify.conditioning), else it is None."""
+    from ..backends import default_factory
+    from ..build import io_description
+    from ..lower import lower
+    from ..spec import load_spec
+    from ..verify import conditioning, make_cases, verify
 
     model = load_spec(spec)
     lowered = lower(model)
@@ -388,17 +386,16 @@ def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None):
     cases, notes = make_cases(model, seed)
     extra = extra_cases(model) if callable(extra_cases) else (extra_cases or [])
     cases = cases + list(extra)
-    runner = default_factory(1)(lowered.model_bytes)
+    runner = (make_runner or default_factory(1))(lowered.model_bytes)
     report = verify(model, runner, io, cases=cases)
     report.notes += notes
-    report.conditioning = None
+    cond = None
     if not report.passed:
-        report.conditioning = conditioning(model, io, cases, report, seed)
-        if report.conditioning.ill_conditioned:
-            report.notes.append(report.conditioning.text)
-    return model, report
+        cond = conditioning(model, io, cases, report, seed)
+        if cond.ill_conditioned:
+            report.notes.append(cond.text)
+    return model, report, cond
 
 
 __all__ = ["Chooser", "RandomChooser", "DrawChooser", "generate_spec", "random_spec",
-           "spec_strategy", "mask_case", "random_masks", "check_spec", "conditioning",
-           "Conditioning", "empty_rows_allowed"]
+           "spec_strategy", "mask_case", "random_masks", "check_spec", "empty_rows_allowed"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layer import Layer
+from ..layer import Layer
 
 #: How a row's padding reads in a sentence.
 KIND_TEXT = {"unpadded": "unpadded input", "right": "right-padded input", "left": "left-padded input",

@@ -1,0 +1,174 @@
+"""Seeded model inputs: the one padding-pattern vocabulary and the one input generator, used by
+verification (verify.make_cases), `rnncompile bench`, the conformance sweep and the tests.
+
+Padding patterns (which steps of a [batch, time] input are valid; padded steps hold the input's
+pad value, so the model's Embedding(mask_zero) or Masking layer masks them):
+
+  none      every step valid
+  right     each row loses a seeded random number of trailing steps in [1, T-1]
+  left      each row loses a seeded random number of leading steps in [1, T-1]
+  gaps      each row loses up to T-2 interior steps (both ends stay valid; needs T >= 3)
+  empty     every step of every row padded (a fully masked row)
+  mixed     rows cycle through none, right, left, gaps, empty (row b gets the (b mod 5)-th)
+  random    every step independently valid with probability 0.6
+  combined  one row holds left padding, an interior gap and right padding (steps 0, 2 and T-1
+            padded; the Keras goldens' fifth row pattern)
+
+`left:F` / `right:F` pad the fraction F (0 <= F < 1, rounded down) of every row instead of a
+random amount; `random:P` makes each step valid with probability P (0 < P <= 1). A row never
+loses all of its steps except under `empty`, `mixed` and `random` (where `allow_empty` decides).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The pattern names (module doc). `mixed` cycles through MIXED_ROWS.
+PATTERNS = ("none", "right", "left", "gaps", "empty", "mixed", "random", "combined")
+MIXED_ROWS = ("none", "right", "left", "gaps", "empty")
+#: Patterns that take a fraction (`left:0.5`) or a probability (`random:0.8`).
+_FRACTIONAL = ("left", "right", "random")
+RANDOM_VALID = 0.6
+
+
+def parse_pattern(pattern: str) -> tuple[str, float | None]:
+    """`left` -> ("left", None); `left:0.5` -> ("left", 0.5). Raises ValueError naming the
+    vocabulary."""
+    kind, sep, frac = str(pattern).partition(":")
+    if kind not in PATTERNS:
+        raise ValueError(f"unknown padding pattern {pattern!r}; expected one of {', '.join(PATTERNS)} "
+                         f"(or left:F, right:F with 0 <= F < 1, random:P with 0 < P <= 1)")
+    if not sep:
+        return kind, None
+    if kind not in _FRACTIONAL:
+        raise ValueError(f"pattern {kind!r} takes no fraction")
+    try:
+        f = float(frac)
+    except ValueError:
+        raise ValueError(f"pattern {pattern!r}: {frac!r} is not a number") from None
+    if kind == "random" and not 0.0 < f <= 1.0:
+        raise ValueError(f"probability of a valid step must be in (0, 1], got {f}")
+    if kind != "random" and not 0.0 <= f < 1.0:
+        raise ValueError(f"padding fraction must be in [0, 1), got {f}")
+    return kind, f
+
+
+def valid_steps(pattern: str, batch: int, steps: int, rng: np.random.Generator,
+                allow_empty: bool = True) -> np.ndarray:
+    """A [batch, steps] bool array, True for a valid step, for one padding pattern (module doc).
+    `allow_empty=False` keeps one valid step in every row of a `random` mask."""
+    kind, frac = parse_pattern(pattern)
+    valid = np.ones((batch, steps), bool)
+    if kind == "none":
+        return valid
+    if kind == "random":
+        valid = rng.random((batch, steps)) < (RANDOM_VALID if frac is None else frac)
+        if not allow_empty:
+            valid[np.arange(batch), rng.integers(0, steps, size=batch)] = True
+        return valid
+    if frac is not None:  # left:F / right:F, the same amount in every row
+        n = min(int(frac * steps), max(steps - 1, 0))
+        if kind == "left":
+            valid[:, :n] = False
+        else:
+            valid[:, steps - n:] = False
+        return valid
+    for b in range(batch):
+        p = kind if kind != "mixed" else MIXED_ROWS[b % len(MIXED_ROWS)]
+        if steps == 1:
+            if p == "empty":
+                valid[b] = False
+            continue
+        n = int(rng.integers(1, steps))  # number of padded steps, at least one valid left
+        if p == "right":
+            valid[b, steps - n:] = False
+        elif p == "left":
+            valid[b, :n] = False
+        elif p == "gaps":
+            if steps >= 3:  # interior steps only, so the gap is neither left nor right padding
+                idx = rng.choice(np.arange(1, steps - 1), size=min(n, steps - 2), replace=False)
+                valid[b, idx] = False
+        elif p == "empty":
+            valid[b] = False
+        elif p == "combined":  # T >= 3: steps 0, 2 and T-1 padded; T = 2: step 0
+            valid[b, [0, 2, steps - 1] if steps >= 3 else [0]] = False
+    return valid
+
+
+@dataclass
+class InputInfo:
+    """What the generator needs to know about a model input: its dtype, its shape without the
+    batch axis (None for a dynamic axis), the token range of an id input and the pad value of a
+    masked one (Embedding mask_zero: 0; Masking: mask_value)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+    token_range: int | None = None
+    pad_value: float | None = None
+
+    @property
+    def masked(self) -> bool:
+        return self.pad_value is not None and len(self.shape) >= 1
+
+
+def infos_from_io(io: dict) -> list[InputInfo]:
+    """InputInfos from a manifest's description (inputs with dtype, shape incl. batch,
+    token_range, pad_value), carried-state inputs left out."""
+    states = {s["input"] for s in io.get("states", [])}
+    return [InputInfo(i["name"], i["dtype"],
+                      tuple(d if isinstance(d, int) and d > 0 else None for d in i["shape"][1:]),
+                      i.get("token_range"), i.get("pad_value"))
+            for i in io["inputs"] if i["name"] not in states]
+
+
+def input_infos(model) -> list[InputInfo]:
+    """InputInfos of a Model's inputs, derived generically from the layers that consume each one
+    (their token_range() and pad_value())."""
+    infos = []
+    for name in model.inputs:
+        t = model.input_type(name)
+        consumers = [l for l in model.layers.values() if any(r.layer == name for r in l.inbound)]
+        ranges = [r for r in (c.token_range() for c in consumers) if r is not None]
+        pads = [p for p in (c.pad_value() for c in consumers) if p is not None]
+        infos.append(InputInfo(name, t.dtype, tuple(t.shape[1:]), min(ranges) if ranges else None,
+                               pads[0] if pads else None))
+    return infos
+
+
+def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pattern: str,
+                rng: np.random.Generator, valid: dict[str, np.ndarray] | None = None,
+                other_axes: int = 3) -> dict[str, np.ndarray]:
+    """Seeded inputs of one call: token ids in [1, range) (0 is padding) or in [0, range), floats
+    from a standard normal (never equal to the pad value). A dynamic time axis gets
+    `lengths[name]` steps, other dynamic axes `other_axes`. Inputs with a pad value get padded
+    steps where `valid[name]` (a [batch, time] bool array) is False when given, else by
+    `pattern`."""
+    feeds = {}
+    for info in infos:
+        shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else other_axes)
+                      for i, d in enumerate(info.shape))
+        full = (batch, *shape)
+        if info.dtype.startswith("int"):
+            hi = int(info.token_range or 10)
+            lo = 1 if (info.pad_value == 0 and hi > 1) else 0
+            x = rng.integers(lo, hi, size=full).astype(info.dtype)
+        else:
+            x = rng.standard_normal(full).astype(info.dtype)
+            if info.pad_value is not None:
+                x[x == info.pad_value] += 0.5
+        if info.pad_value is not None and len(full) >= 2:
+            steps = (valid or {}).get(info.name)
+            if steps is None and pattern != "none":
+                steps = valid_steps(pattern, batch, full[1], rng)
+            if steps is not None:
+                if steps.shape != full[:2]:
+                    raise ValueError(f"mask shape {steps.shape} does not fit input {info.name} {full}")
+                x[~steps] = info.pad_value
+        feeds[info.name] = x
+    return feeds
+
+
+__all__ = ["InputInfo", "MIXED_ROWS", "PATTERNS", "infos_from_io", "input_infos", "make_inputs", "parse_pattern",
+           "valid_steps"]
