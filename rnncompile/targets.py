@@ -64,6 +64,10 @@ class Target:
     sequence_lens_dtype: str = "int32"
     #: Ops the runtime's importer does not take at all (a graph holding one is refused).
     unsupported_ops: frozenset[str] = frozenset()
+    #: Recurrent ops whose kernel on this runtime is slower than an ONNX Scan over the same cell;
+    #: the lowering computes them as that Scan (exact; layers/rnn_scan.py). Only "RNN" has a Scan
+    #: form. Needs `allows_loops`.
+    rnn_ops_as_scan: frozenset[str] = frozenset()
 
     def accepts(self, op: str, dtype: str) -> bool:
         """Whether `op` may take an input of element type `dtype` on this target."""
@@ -91,6 +95,9 @@ _NUMBERS = _FLOATS | {"int32", "int64", "int8", "uint8"}
 ONNXRUNTIME = Target(
     name="onnxruntime",
     description="onnxruntime (CPU, CUDA and TensorRT execution providers): the default",
+    # its CPU RNN kernel applies the activation one scalar at a time: a Scan of Gemm + a
+    # vectorized activation is faster at every batch size measured (BENCHMARKS.md)
+    rnn_ops_as_scan=frozenset({"RNN"}),
 )
 
 TENSORRT = Target(
