@@ -6,7 +6,8 @@ which form a recurrent activation takes (`rnn_activation`), whether an op may ta
 of a recurrent op are laid out (`activation_params`). Everything a target says comes with its
 source in docs (docs/targets.md for the rules and where they come from).
 
-  * `onnxruntime` (the default): today's graphs, byte for byte.
+  * `onnxruntime` (the default): native LSTM/GRU ops; SimpleRNN's RNN op as an exact Scan, since
+    onnxruntime's CPU RNN kernel is slower than one (`rnn_ops_as_scan`, docs/rnn_scan.md).
   * `tensorrt`: graphs TensorRT's ONNX parser (10.x, 11.x) accepts. What can be proved about it on
     a CPU is: onnxruntime runs the exact bytes TensorRT would get and matches the reference, and the
     parser-rules checker finds nothing. Engines need a GPU (rnncompile.backends.tensorrt).
