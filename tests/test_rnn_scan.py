@@ -121,3 +121,41 @@ def test_only_the_onnxruntime_target_and_only_simplernn_get_the_scan():
     assert layer.lowering(TENSORRT).startswith("native ONNX RNN")
     assert not layer.fused_path()["native"] and "slower" in layer.fused_path()["why_not"]
     assert layer.fused_path(TENSORRT)["native"]
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_scan_form_gives_the_native_ops_outputs_with_sequence_lens(direction, activation):
+    """rnn_as_scan's contract, against onnxruntime's RNN op on the same X, weights, lengths and
+    initial state: Y per direction (0 at and past sequence_lens) and Y_h of every non-empty row."""
+    from rnncompile.layers.rnn_scan import rnn_as_scan
+    from rnncompile.layers.simple_rnn import SimpleRNN
+    from rnncompile.onnx_graph import GraphBuilder
+
+    T, B, I, H = 6, 5, 4, 3
+    dirs = 2 if direction == "bidirectional" else 1
+    rng = np.random.default_rng(7)
+    cells = [SimpleRNN(f"c{d}", {"units": H, "activation": activation, "use_bias": True}) for d in range(dirs)]
+    params = [(rng.standard_normal((H, I)).astype(np.float32), rng.standard_normal((H, H)).astype(np.float32),
+               rng.standard_normal(2 * H).astype(np.float32)) for _ in range(dirs)]
+    g = GraphBuilder("g")
+    x, lens, h0 = (g.add_input("x", "float32", ["T", "B", I]), g.add_input("lens", "int32", ["B"]),
+                   g.add_input("init", "float32", [dirs, "B", H]))
+    init = [[g.take(h0, d, axis=0)] for d in range(dirs)]
+    seqs, finals = rnn_as_scan(g, cells, params, x, g.cast(lens, "int64"), init, need_seq=True)
+    for d in range(dirs):
+        g.add_output(seqs[d], f"y{d}", "float32", ["T", "B", H])
+        g.add_output(finals[d], f"h{d}", "float32", ["B", H])
+    Y, Yh = g.op("RNN", x, g.const(np.stack([p[0] for p in params])), g.const(np.stack([p[1] for p in params])),
+                 g.const(np.stack([p[2] for p in params])), lens, h0, n_out=2, hidden_size=H,
+                 direction=direction, activations=[activation.capitalize()] * dirs)
+    g.add_output(Y, "Y", "float32", ["T", dirs, "B", H])
+    g.add_output(Yh, "Yh", "float32", [dirs, "B", H])
+    feeds = {"x": rng.standard_normal((T, B, I)).astype(np.float32),
+             "lens": np.array([6, 3, 1, 0, 5], np.int32), "init": rng.standard_normal((dirs, B, H)).astype(np.float32)}
+    out = OnnxRuntimeRunner(g.to_model().SerializeToString(), threads=1).run(feeds)
+    nonempty = feeds["lens"] > 0
+    for d in range(dirs):
+        np.testing.assert_allclose(out[f"y{d}"], out["Y"][:, d], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(out[f"h{d}"][nonempty], out["Yh"][d][nonempty], atol=1e-5, rtol=1e-5)
+    assert not out["y0"][3:, 1].any() and not out["y0"][:, 3].any()  # 0 past sequence_lens

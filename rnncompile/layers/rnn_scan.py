@@ -5,17 +5,15 @@ Why (measured side by side, `benchmarks/rnn_formulations.py`, BENCHMARKS.md): on
 `RNN` kernel applies the activation one element at a time through a `std::function` (its LSTM and
 GRU kernels use vectorized activations). A Scan whose body is one Gemm (h R^T + x_t W^T + b) and
 the activation as a vectorized ONNX op, with the input projection done once for all steps outside
-the loop, computes the same values and is faster at every batch size measured.
+the loop, computes the same values; it is faster except at batch 1 with a cheap activation or a
+small layer (there up to 14% slower).
 
-Contract: the same as the native op's outputs with `sequence_lens` (the valid steps of each row
-first, as the mask compaction of `recurrent.emit_rnn` leaves them), per direction:
-  * the output sequence [T, B, H]: the state after each valid step (a reverse direction stores
-    step t at t, as the op does);
-  * the final state [B, H]: the state after the last valid step (the initial state of an empty
-    row; `emit_rnn` pins empty rows anyway).
-Steps at or past a row's `sequence_lens` hold the carried state where the op writes 0: nothing
-reads them (`batch_major` gathers valid steps only, and a following recurrent layer gets the same
-`sequence_lens`).
+Contract: the native op's outputs with `sequence_lens` (the valid steps of each row first, as the
+mask compaction of `recurrent.emit_rnn` leaves them), per direction:
+  * the output sequence [T, B, H]: the state after each valid step, 0 at or past a row's
+    `sequence_lens` (a reverse direction stores step t at t, as the op does);
+  * the final state [B, H]: the state after the last valid step (for an empty row a value the op
+    leaves undefined too: `emit_rnn` pins empty rows).
 """
 from __future__ import annotations
 
@@ -38,7 +36,7 @@ def rnn_as_scan(g, cells, params, X: str, length: str | None, init: list[list[st
     units = cells[0]["units"]
     i64 = np.int64
     batch_units = g.op("Concat", g.dim(X, 1), g.const(np.array([units], i64)), axis=0)
-    if length is not None and len(cells) == 2:  # [T, B, 1]: step t < sequence_lens[b]
+    if length is not None:  # [T, B, 1]: step t < sequence_lens[b]
         steps = g.op("Range", g.const(np.array(0, i64)), g.squeeze(g.dim(X, 0), [0]), g.const(np.array(1, i64)))
         valid = g.op("Less", g.unsqueeze(steps, [1, 2]), g.unsqueeze(length, [0, 2]))
 
@@ -79,6 +77,8 @@ def rnn_as_scan(g, cells, params, X: str, length: str | None, init: list[list[st
     finals, seqs = outs[:n], [None] * n
     for (d, _), y in zip(seq_out, outs[n:]):
         seqs[d] = y
+    if length is not None and need_seq:  # the op's 0 at or past sequence_lens (one Where per sequence)
+        seqs = [g.op("Where", valid, y, g.const(np.float32(0))) for y in seqs]
     if length is not None:  # forward: the state after the last valid step, Y[max(length - 1, 0), b]
         batch = g.dim(X, 1)
         row = g.op("Range", g.const(np.array(0, i64)), g.squeeze(batch, [0]), g.const(np.array(1, i64)))
