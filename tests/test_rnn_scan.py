@@ -132,14 +132,14 @@ def test_scan_form_gives_the_native_ops_outputs_with_sequence_lens(direction, ac
     from rnncompile.layers.simple_rnn import SimpleRNN
     from rnncompile.onnx_graph import GraphBuilder
 
-    T, B, I, H = 6, 5, 4, 3
+    T, B, F, H = 6, 5, 4, 3
     dirs = 2 if direction == "bidirectional" else 1
     rng = np.random.default_rng(7)
     cells = [SimpleRNN(f"c{d}", {"units": H, "activation": activation, "use_bias": True}) for d in range(dirs)]
-    params = [(rng.standard_normal((H, I)).astype(np.float32), rng.standard_normal((H, H)).astype(np.float32),
+    params = [(rng.standard_normal((H, F)).astype(np.float32), rng.standard_normal((H, H)).astype(np.float32),
                rng.standard_normal(2 * H).astype(np.float32)) for _ in range(dirs)]
     g = GraphBuilder("g")
-    x, lens, h0 = (g.add_input("x", "float32", ["T", "B", I]), g.add_input("lens", "int32", ["B"]),
+    x, lens, h0 = (g.add_input("x", "float32", ["T", "B", F]), g.add_input("lens", "int32", ["B"]),
                    g.add_input("init", "float32", [dirs, "B", H]))
     init = [[g.take(h0, d, axis=0)] for d in range(dirs)]
     seqs, finals = rnn_as_scan(g, cells, params, x, g.cast(lens, "int64"), init, need_seq=True)
@@ -151,7 +151,7 @@ def test_scan_form_gives_the_native_ops_outputs_with_sequence_lens(direction, ac
                  direction=direction, activations=[activation.capitalize()] * dirs)
     g.add_output(Y, "Y", "float32", ["T", dirs, "B", H])
     g.add_output(Yh, "Yh", "float32", [dirs, "B", H])
-    feeds = {"x": rng.standard_normal((T, B, I)).astype(np.float32),
+    feeds = {"x": rng.standard_normal((T, B, F)).astype(np.float32),
              "lens": np.array([6, 3, 1, 0, 5], np.int32), "init": rng.standard_normal((dirs, B, H)).astype(np.float32)}
     out = OnnxRuntimeRunner(g.to_model().SerializeToString(), threads=1).run(feeds)
     nonempty = feeds["lens"] > 0
