@@ -6,7 +6,7 @@ Why (measured side by side, `benchmarks/rnn_formulations.py`, BENCHMARKS.md): on
 GRU kernels use vectorized activations). A Scan whose body is one Gemm (h R^T + x_t W^T + b) and
 the activation as a vectorized ONNX op, with the input projection done once for all steps outside
 the loop, computes the same values; it is faster except at batch 1 with a cheap activation or a
-small layer (there up to 14% slower).
+small layer or masked input (there up to 18% slower).
 
 Contract: the native op's outputs with `sequence_lens` (the valid steps of each row first, as the
 mask compaction of `recurrent.emit_rnn` leaves them), per direction:
