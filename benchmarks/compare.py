@@ -79,10 +79,10 @@ def ort_fn(model_bytes: bytes, feeds: dict, threads: int):
                                                             sess.run(None, feeds)))
 
 
-def check(name: str, want: dict, got: dict) -> float:
+def check(name: str, want: dict, got: dict, tolerance: Tolerance = CHECK) -> float:
     worst = 0.0
     for k, v in want.items():
-        r = compare(k, v, got[k], CHECK)
+        r = compare(k, v, got[k], tolerance)
         if not r.passed:
             raise SystemExit(f"{name}: output {k} disagrees with the reference "
                              f"(max abs err {r.max_abs_error:.3e}); refusing to time it")

@@ -6,7 +6,8 @@ which form a recurrent activation takes (`rnn_activation`), whether an op may ta
 of a recurrent op are laid out (`activation_params`). Everything a target says comes with its
 source in docs (docs/targets.md for the rules and where they come from).
 
-  * `onnxruntime` (the default): today's graphs, byte for byte.
+  * `onnxruntime` (the default): native LSTM/GRU ops; SimpleRNN's RNN op as an exact Scan, since
+    onnxruntime's CPU RNN kernel is slower than one (`rnn_ops_as_scan`, docs/rnn_scan.md).
   * `tensorrt`: graphs TensorRT's ONNX parser (10.x, 11.x) accepts. What can be proved about it on
     a CPU is: onnxruntime runs the exact bytes TensorRT would get and matches the reference, and the
     parser-rules checker finds nothing. Engines need a GPU (rnncompile.backends.tensorrt).
@@ -87,6 +88,10 @@ class Target:
     #: None: carried states are plain graph inputs/outputs the caller feeds (zeros to start).
     #: A StateControl: the server keeps them and a START control resets them in the graph.
     state_control: StateControl | None = None
+    #: Recurrent ops whose kernel on this runtime is slower than an ONNX Scan over the same cell;
+    #: the lowering computes them as that Scan (exact; layers/rnn_scan.py). Only "RNN" has a Scan
+    #: form. Needs `allows_loops`.
+    rnn_ops_as_scan: frozenset[str] = frozenset()
 
     def accepts(self, op: str, dtype: str) -> bool:
         """Whether `op` may take an input of element type `dtype` on this target."""
@@ -113,7 +118,10 @@ _NUMBERS = _FLOATS | {"int32", "int64", "int8", "uint8"}
 
 ONNXRUNTIME = Target(
     name="onnxruntime",
-    description="onnxruntime (CPU, CUDA and TensorRT execution providers): the default",
+    description="onnxruntime, tuned for its CPU execution provider: the default",
+    # its CPU RNN kernel applies the activation one scalar at a time: a Scan of Gemm + a
+    # vectorized activation is faster at every batch size measured (BENCHMARKS.md)
+    rnn_ops_as_scan=frozenset({"RNN"}),
 )
 
 TENSORRT = Target(

@@ -244,29 +244,38 @@ def emit_rnn(g, cells: list["Recurrent"], weights: list[dict], x: str, mask: str
         if first.n_states == 2:
             c0 = g.op("Concat", *[g.unsqueeze(s[1], [0]) for s in init], axis=0)
 
-    inputs = [X, W, R, B, plan.seq_lens if plan else None, h0] + ([c0] if first.n_states == 2 else [])
-    while inputs and inputs[-1] is None:
-        inputs.pop()
-    outs = g.op(first.onnx_op, *inputs, n_out=1 + first.n_states, hidden_size=first["units"],
-                direction="bidirectional" if len(cells) == 2 else "forward",
-                activations=acts, activation_alpha=alphas or None, activation_beta=betas or None,
-                **first.onnx_attributes())
-    Y, finals = outs[0], outs[1:]
+    single = len(cells) == 1
+    per_dir = None  # the op's outputs per direction: (sequence [T, B, H], [final states])
+    if first.as_scan(g.target):  # the target's kernel is slower than a Scan of the same cell
+        from .rnn_scan import rnn_as_scan
+        seqs, lasts = rnn_as_scan(g, cells, params, X, plan.length if plan else None, init, need_seq)
+        per_dir = [(s, [h]) for s, h in zip(seqs, lasts)]
+        Y = None if single or not need_seq else g.op(
+            "Concat", *[g.unsqueeze(s, [1]) for s in seqs], axis=1)
+    else:
+        inputs = [X, W, R, B, plan.seq_lens if plan else None, h0] + ([c0] if first.n_states == 2 else [])
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        outs = g.op(first.onnx_op, *inputs, n_out=1 + first.n_states, hidden_size=first["units"],
+                    direction="bidirectional" if len(cells) == 2 else "forward",
+                    activations=acts, activation_alpha=alphas or None, activation_beta=betas or None,
+                    **first.onnx_attributes())
+        Y, finals = outs[0], outs[1:]
 
     # onnxruntime's LSTM/GRU give 0 for an empty row (sequence_lens 0), TensorRT the initial
     # state; onnxruntime's RNN reads the step before the first one there (undefined). Keras gives
     # the initial state as state and 0 as output: pinned below where the op may differ.
     fix_empty = bool(init) or first.onnx_op == "RNN"
-    single = len(cells) == 1
     results = []
     for d in range(len(cells)):
         r = RnnResult()
         r.Y = Y
         if need_seq:   # [T, B, H]; Squeeze (no copy) when there is one direction
-            r.tm = g.squeeze(Y, [1]) if single else g.take(Y, d, axis=1)
+            r.tm = per_dir[d][0] if per_dir else g.squeeze(Y, [1]) if single else g.take(Y, d, axis=1)
             keep = None if (zero_output or d == 1 or plan is None) else plan.carry_keep
             r.seq = batch_major(g, r.tm, mask, keep)
-        states = [g.squeeze(f, [0]) if single else g.take(f, d, axis=0) for f in finals]
+        states = per_dir[d][1] if per_dir else [g.squeeze(f, [0]) if single else g.take(f, d, axis=0)
+                                                 for f in finals]
         r.last = states[0]
         if plan is not None:
             if zero_output and d == 0:
@@ -350,6 +359,10 @@ class Recurrent(Layer):
         from .scan import emit_scan_rnn
         return emit_scan_rnn
 
+    def as_scan(self, target: Target) -> bool:
+        """Whether the native op is computed as an exact Scan on `target` (its kernel is slower)."""
+        return self.onnx_op in target.rnn_ops_as_scan and target.allows_loops
+
     def native_blocker(self, target: Target = ONNXRUNTIME) -> str | None:
         """Why the native ONNX operator cannot compute this layer on `target`, or None."""
         for name in self.cell_activations():
@@ -376,6 +389,9 @@ class Recurrent(Layer):
             if not target.allows_loops:
                 return f"refused on {target.name}: {why}"
             return f"ONNX Scan loop, not native: {why} (slower; TensorRT cannot parse it)"
+        if self.as_scan(target):
+            return (f"ONNX Scan of Gemm + {self['activation']} per step (exact; faster than "
+                    f"{target.name}'s {self.onnx_op} kernel)")
         notes = []
         for name in dict.fromkeys(self.cell_activations()):
             a = act.get(name)
@@ -391,6 +407,9 @@ class Recurrent(Layer):
         """For `summary --target`: whether this layer gets the native fused op on `target` and,
         if not, why; and the Keras guide's cuDNN conditions, each with what it means here."""
         why = self.native_blocker(target)
+        if why is None and self.as_scan(target):
+            why = (f"{target.name}'s {self.onnx_op} kernel is slower than an ONNX Scan of the cell, "
+                   "which computes the same (BENCHMARKS.md)")
         keras_cudnn = []
         if self["activation"] != "tanh":
             keras_cudnn.append(f"activation={self['activation']!r} (cuDNN needs 'tanh')")
