@@ -129,37 +129,40 @@ def unpack(deb: Path, dest: Path) -> Path:
 
 def make_prefix(prefix: Path, need_ort: bool, need_json: bool) -> None:
     """Fill `prefix` with include/ (onnxruntime headers, nlohmann), lib/ (the wheel's library) and
-    share/cmake/nlohmann_json, fetching only what is not there yet."""
-    ort_done = (prefix / "include" / HEADER).is_file() and (prefix / "lib" / "libonnxruntime.so").exists()
+    share/cmake/nlohmann_json, fetching only what is not there yet. The library is copied again
+    when this Python's onnxruntime wheel is another version than the one copied before."""
+    lib = wheel_library() if need_ort else None
+    headers_done = (prefix / "include" / HEADER).is_file()
     json_done = (prefix / "share" / "cmake" / "nlohmann_json").is_dir()
-    packages = ([] if ort_done or not need_ort else ["libonnxruntime-dev"]) + \
+    packages = ([] if headers_done or not need_ort else ["libonnxruntime-dev"]) + \
                ([] if json_done or not need_json else ["nlohmann-json3-dev"])
-    lib = wheel_library() if need_ort and not ort_done else None
-    if not packages:
-        return
     (prefix / "include").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rnncompile-sdk-") as tmp:
-        work = Path(tmp)
-        debs = dict(zip(packages, fetch_debs(packages, work)))
-        if "nlohmann-json3-dev" in debs:
-            usr = unpack(debs["nlohmann-json3-dev"], work / "json")
-            shutil.copytree(usr / "include" / "nlohmann", prefix / "include" / "nlohmann", dirs_exist_ok=True)
-            shutil.copytree(usr / "share" / "cmake" / "nlohmann_json", prefix / "share" / "cmake" / "nlohmann_json",
-                            dirs_exist_ok=True)
-        if "libonnxruntime-dev" in debs:
-            usr = unpack(debs["libonnxruntime-dev"], work / "ort")
-            shutil.copytree(usr / "include" / "onnxruntime", prefix / "include", dirs_exist_ok=True)
-            (prefix / "lib").mkdir(exist_ok=True)
-            shutil.copy2(lib, prefix / "lib" / lib.name)
-            shared = lib.parent / "libonnxruntime_providers_shared.so"
-            if shared.is_file():  # the CUDA/TensorRT execution providers load through it
-                shutil.copy2(shared, prefix / "lib" / shared.name)
-            for link in ("libonnxruntime.so.1", "libonnxruntime.so"):
-                (prefix / "lib" / link).unlink(missing_ok=True)
-                (prefix / "lib" / link).symlink_to(lib.name)
-            (prefix / "SOURCE.txt").write_text(
-                f"headers: Debian {DEBIAN_SUITE} {debs['libonnxruntime-dev'].name}\nlibrary: {lib}\n")
-    if not root_has_sdk(prefix):
+    if packages:
+        with tempfile.TemporaryDirectory(prefix="rnncompile-sdk-") as tmp:
+            work = Path(tmp)
+            debs = dict(zip(packages, fetch_debs(packages, work)))
+            if "nlohmann-json3-dev" in debs:
+                usr = unpack(debs["nlohmann-json3-dev"], work / "json")
+                shutil.copytree(usr / "include" / "nlohmann", prefix / "include" / "nlohmann", dirs_exist_ok=True)
+                shutil.copytree(usr / "share" / "cmake" / "nlohmann_json",
+                                prefix / "share" / "cmake" / "nlohmann_json", dirs_exist_ok=True)
+            if "libonnxruntime-dev" in debs:
+                usr = unpack(debs["libonnxruntime-dev"], work / "ort")
+                shutil.copytree(usr / "include" / "onnxruntime", prefix / "include", dirs_exist_ok=True)
+                (prefix / "HEADERS.txt").write_text(f"Debian {DEBIAN_SUITE} {debs['libonnxruntime-dev'].name}\n")
+    if lib is not None and not (prefix / "lib" / lib.name).is_file():
+        libdir = prefix / "lib"
+        if libdir.exists():
+            shutil.rmtree(libdir)
+        libdir.mkdir()
+        shutil.copy2(lib, libdir / lib.name)
+        shared = lib.parent / "libonnxruntime_providers_shared.so"
+        if shared.is_file():  # the CUDA/TensorRT execution providers load through it
+            shutil.copy2(shared, libdir / shared.name)
+        for link in ("libonnxruntime.so.1", "libonnxruntime.so"):
+            (libdir / link).symlink_to(lib.name)
+        (prefix / "LIBRARY.txt").write_text(f"copied from {lib}\n")
+    if need_ort and not root_has_sdk(prefix):
         raise Missing(f"{prefix} does not hold onnxruntime's headers and library after unpacking")
 
 

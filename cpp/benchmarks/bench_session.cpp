@@ -140,7 +140,9 @@ int main(int argc, char** argv) {
     double b = median(t_bare), s = median(t_session);
     std::cout << "{\"model\": \"" << m.name << "\", \"batch\": " << batch << ", \"steps\": " << steps
               << ", \"calls\": " << t_bare.size() << ", \"threads\": " << threads << ", \"bare_run_us\": " << b
-              << ", \"session_us\": " << s << ", \"overhead_us\": " << (s - b) << "}\n";
+              << ", \"session_us\": " << s << ", \"overhead_us\": " << (s - b)
+              << ", \"bare_run_min_us\": " << *std::min_element(t_bare.begin(), t_bare.end())
+              << ", \"session_min_us\": " << *std::min_element(t_session.begin(), t_session.end()) << "}\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
