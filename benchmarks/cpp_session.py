@@ -5,11 +5,14 @@
 Builds cpp/ (Release, tools/cpp_sdk.py for the SDK) into build/cpp-bench, builds each example spec,
 then for each model and batch size, in one run of this script:
   * C++ `rnncompile_bench`: a bare Ort::Session::Run (inputs created once) and
-    rnncompile::Session::run (checks, tensor wrapping, state carry), interleaved in blocks of 10;
-  * Python: rnncompile's Session.run and a bare onnxruntime InferenceSession.run, interleaved too.
+    rnncompile::Session::run (checks, tensor wrapping, state carry), and a second bare session as
+    the A/A control, called in turn call by call; `overhead` is the median of the per-call
+    differences session - bare, `A/A` the same for bare B - bare A (the noise floor here);
+  * Python: rnncompile's Session.run and a bare onnxruntime InferenceSession.run, interleaved too;
+C++ and Python alternate over three rounds (the median of the three rounds' values is shown).
 All four use the same session settings (intra-op threads as given, sequential, all optimizations)
-and the same onnxruntime library (the wheel's). Medians in microseconds per call (and the
-overhead between the fastest calls, less sensitive to a busy machine), and the ratios.
+and the same onnxruntime library (the wheel's). Medians in microseconds per call, the difference
+of the fastest calls `(of mins)`, and the ratio Python session / C++ session.
 Goal (issue 11): the C++ session adds at most max(5%, 10 us) over the bare Run.
 """
 from __future__ import annotations
@@ -80,10 +83,15 @@ def main() -> None:
     batches = [int(b) for b in args.batch.split(",")]
     import onnxruntime
 
+    import os
+    import platform
+
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"onnxruntime {onnxruntime.__version__}, threads={args.threads}, "
           f"steps={args.steps}, about {args.seconds:g} s of calls per measurement; medians in microseconds per call")
     header = (f"{'model':<22}{'batch':>6}{'calls':>6}{'C++ bare Run':>14}{'C++ session':>13}{'overhead':>11}"
-              f"{'(of mins)':>11}{'goal':>6}{'Py ORT run':>12}{'Py session':>12}{'Py/C++ sess':>12}")
+              f"{'(of mins)':>11}{'A/A':>10}{'goal':>6}{'Py ORT run':>12}{'Py session':>12}{'Py/C++ sess':>12}")
     print(header)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,20 +101,27 @@ def main() -> None:
             rnncompile.build(spec, out, threads=1)
             for batch in batches:
                 probe, _ = python_times(out, batch, args.steps, 10, args.threads)
-                calls = int(min(2000, max(100, args.seconds * 1e6 / probe)) // 10 * 10)
-                r = subprocess.run([str(bench), str(out), "--batch", str(batch), "--steps", str(args.steps),
-                                    "--calls", str(calls), "--threads", str(args.threads)],
-                                   capture_output=True, text=True, check=True)
-                c = json.loads(r.stdout)
-                py_session, py_bare = python_times(out, batch, args.steps, calls, args.threads)
+                calls = int(min(2000, max(90, args.seconds * 1e6 / probe)) // 30 * 10)
+                rounds = []  # C++ and Python alternate, three rounds, so both see the same machine state
+                for _ in range(3):
+                    r = subprocess.run([str(bench), str(out), "--batch", str(batch), "--steps", str(args.steps),
+                                        "--calls", str(calls), "--threads", str(args.threads)],
+                                       capture_output=True, text=True, check=True)
+                    rounds.append({**json.loads(r.stdout), **dict(zip(
+                        ("py_session_us", "py_ort_run_us"), python_times(out, batch, args.steps, calls, args.threads)))})
+                c = {k: statistics.median(r[k] for r in rounds) for k in rounds[0] if k.endswith("_us")}
+                py_session, py_bare = c["py_session_us"], c["py_ort_run_us"]
+                calls *= 3
                 overhead = c["session_us"] - c["bare_run_us"]
                 ok = overhead <= max(0.05 * c["bare_run_us"], 10.0)
-                rows.append({**c, "model": name, "py_session_us": py_session, "py_ort_run_us": py_bare})
+                rows.append({**c, "model": name, "batch": batch})
                 print(f"{name:<22}{batch:>6}{calls:>6}{c['bare_run_us']:>14.1f}{c['session_us']:>13.1f}"
                       f"{overhead:>+8.1f} us{c['session_min_us'] - c['bare_run_min_us']:>+8.1f} us"
+                      f"{c['aa_us']:>+7.1f} us"
                       f"{'ok' if ok else 'MISS':>6}{py_bare:>12.1f}{py_session:>12.1f}"
                       f"{py_session / c['session_us']:>11.2f}x")
     overheads = np.array([r["session_us"] - r["bare_run_us"] for r in rows])
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"C++ session overhead over a bare Run: median {np.median(overheads):+.1f} us, "
           f"max {overheads.max():+.1f} us; Python session minus C++ session: median "
           f"{np.median([r['py_session_us'] - r['session_us'] for r in rows]):+.1f} us")

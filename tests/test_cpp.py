@@ -180,7 +180,8 @@ def test_example_app_refuses_clearly(build, models, tmp_path, case, message):
 
 
 def test_installed_package_is_found_by_a_consumer(build, models, tmp_path):
-    """`cmake --install`, then a separate project with find_package(rnncompile_runtime)."""
+    """`cmake --install`, then a separate project with find_package(rnncompile_runtime) building the
+    example of docs/cpp.md as it stands there."""
     prefix = tmp_path / "prefix"
     r = run(["cmake", "--install", build, "--prefix", prefix])
     assert r.returncode == 0, r.stdout + r.stderr
@@ -190,20 +191,18 @@ def test_installed_package_is_found_by_a_consumer(build, models, tmp_path):
         "cmake_minimum_required(VERSION 3.16)\nproject(consumer CXX)\n"
         "find_package(rnncompile_runtime 0.1 REQUIRED)\n"
         "add_executable(consumer main.cpp)\ntarget_link_libraries(consumer PRIVATE rnncompile::runtime)\n")
-    (consumer / "main.cpp").write_text(
-        '#include <iostream>\n#include <rnncompile/runtime.hpp>\n'
-        'int main(int, char** argv) {\n'
-        '  auto model = rnncompile::Model::open(argv[1]);\n'
-        '  auto session = model.session();\n'
-        '  auto out = session.run(rnncompile::Tensor::from_vector<int32_t>({1, 3}, {4, 5, 6}));\n'
-        '  std::cout << out.begin()->first << " " << out.begin()->second.shape_text() << "\\n";\n'
-        '}\n')
+    doc = (ROOT / "docs" / "cpp.md").read_text()
+    (consumer / "main.cpp").write_text(doc.split("```cpp\n", 1)[1].split("```", 1)[0])
     r = run(["cmake", "-S", consumer, "-B", consumer / "b", f"-DCMAKE_PREFIX_PATH={prefix}"])
     assert r.returncode == 0, r.stdout + r.stderr
     r = run(["cmake", "--build", consumer / "b"])
     assert r.returncode == 0, r.stdout + r.stderr
-    r = run([consumer / "b" / "consumer", models / "lstm_classifier"])
-    assert r.returncode == 0 and r.stdout.split() == ["dense", "(1,", "10)"], r.stdout + r.stderr
+    r = run([consumer / "b" / "consumer", models / "sentiment", models / "stateful_lstm"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    probs, shape = r.stdout.splitlines()
+    assert all(0 < float(p) < 1 for p in probs.split()) and shape == "(2, 10)"
+    r = run([consumer / "b" / "consumer", models / "sentiment", tmp_path])  # no manifest: a clear error
+    assert r.returncode == 2 and "error: " in r.stderr and "manifest.json" in r.stderr
 
 
 def test_sanitizers_clean(sdk, models, tmp_path_factory):

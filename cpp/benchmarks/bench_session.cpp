@@ -5,7 +5,10 @@
 //
 // The bare Run is the least a C++ user can write: input (and zero state) tensors created once, then
 // Ort::Session::Run in a loop. The session creates its tensors, checks every input (shape, dtype,
-// token ids) and carries states on each call. Prints one JSON object: median microseconds per call.
+// token ids) and carries states on each call. A second bare session, measured the same way, is the
+// A/A control: its difference from the first is the noise floor of the comparison. The three run in
+// turn, call by call. Prints one JSON object: medians in microseconds per call, and the medians of
+// the per-call differences (overhead_us: session - bare; aa_us: bare B - bare A).
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
@@ -95,6 +98,8 @@ int main(int argc, char** argv) {
     so.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
     so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
     Ort::Session bare(env, (dir + "/model.onnx").c_str(), so);
+    // A second bare session: the A/A control (how far two identical bare Runs differ here).
+    Ort::Session bare_b(env, (dir + "/model.onnx").c_str(), so);
     Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
 
     TensorMap feeds;
@@ -113,34 +118,45 @@ int main(int argc, char** argv) {
     }
     for (const auto& o : m.outputs) out_names.push_back(o.name.c_str());
 
-    auto bare_call = [&] {
-      auto outs = bare.Run(Ort::RunOptions{nullptr}, in_names.data(), values.data(), values.size(), out_names.data(),
+    auto bare_call = [&](Ort::Session& which) {
+      auto outs = which.Run(Ort::RunOptions{nullptr}, in_names.data(), values.data(), values.size(), out_names.data(),
                            out_names.size());
       return outs.size();
     };
     auto session_call = [&] { return session.run(feeds).size(); };
     for (int w = 0; w < 5; ++w) {
-      bare_call();
+      bare_call(bare);
+      bare_call(bare_b);
       session_call();
     }
-    std::vector<double> t_bare, t_session;
-    const int64_t block = 10;  // interleaved blocks, so both see the same machine state
-    for (int64_t done = 0; done < calls; done += block) {
-      for (int64_t i = 0; i < block; ++i) {
-        auto t0 = Clock::now();
-        bare_call();
-        t_bare.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    std::vector<double> t_bare, t_bare_b, t_session, paired, paired_aa;
+    auto timed = [](auto&& call) {
+      auto t0 = Clock::now();
+      call();
+      return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    };
+    // One call of each in turn, the order rotating: neighbouring calls see the same machine state,
+    // so the per-call differences (session - bare, bare B - bare A) are robust to a busy machine.
+    for (int64_t i = 0; i < calls; ++i) {
+      double tb = 0, tbb = 0, ts = 0;
+      for (int k = 0; k < 3; ++k) {
+        switch ((i + k) % 3) {
+          case 0: tb = timed([&] { bare_call(bare); }); break;
+          case 1: tbb = timed([&] { bare_call(bare_b); }); break;
+          default: ts = timed(session_call); break;
+        }
       }
-      for (int64_t i = 0; i < block; ++i) {
-        auto t0 = Clock::now();
-        session_call();
-        t_session.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-      }
+      t_bare.push_back(tb);
+      t_bare_b.push_back(tbb);
+      t_session.push_back(ts);
+      paired.push_back(ts - tb);
+      paired_aa.push_back(tbb - tb);
     }
     double b = median(t_bare), s = median(t_session);
     std::cout << "{\"model\": \"" << m.name << "\", \"batch\": " << batch << ", \"steps\": " << steps
               << ", \"calls\": " << t_bare.size() << ", \"threads\": " << threads << ", \"bare_run_us\": " << b
-              << ", \"session_us\": " << s << ", \"overhead_us\": " << (s - b)
+              << ", \"session_us\": " << s << ", \"overhead_us\": " << median(paired)
+              << ", \"aa_us\": " << median(paired_aa)
               << ", \"bare_run_min_us\": " << *std::min_element(t_bare.begin(), t_bare.end())
               << ", \"session_min_us\": " << *std::min_element(t_session.begin(), t_session.end()) << "}\n";
   } catch (const std::exception& e) {
