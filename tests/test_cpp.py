@@ -1,0 +1,215 @@
+"""The C++ runtime (cpp/), driven from pytest so that CI builds and checks it.
+
+tools/cpp_sdk.py finds or makes onnxruntime's SDK and nlohmann-json (under CI=true it also installs
+CMake and g++ when missing); the library, example app and ctest cases are built with CMake into a
+temporary folder, once normally and once under AddressSanitizer + UndefinedBehaviorSanitizer. The
+example app is run on builds of every example spec and must give the Python session's outputs
+within 1e-6, stateful carry and reset included. Without a toolchain or SDK the tests skip with the
+reason; under CI=true they fail instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnncompile
+from rnncompile.bench import make_feeds
+
+ROOT = Path(__file__).resolve().parent.parent
+CPP = ROOT / "cpp"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SPECS = {p.stem: p for p in sorted((ROOT / "examples").glob("*.json"))}
+PLUGIN_SPECS = {"speaker_id": (ROOT / "examples" / "plugins" / "speaker_id.json",
+                               ROOT / "examples" / "plugins" / "my_layers.py")}
+TOLERANCE = 1e-6
+
+
+def unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"CI=true, so the C++ runtime must be built and tested: {reason}")
+    pytest.skip(reason)
+
+
+def run(cmd, timeout=900, **kw):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def sdk():
+    """The CMake arguments that find onnxruntime and nlohmann-json here (tools/cpp_sdk.py)."""
+    r = run([sys.executable, ROOT / "tools" / "cpp_sdk.py", *(["--install-missing"] if IN_CI else [])])
+    try:
+        info = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        info = {"missing": (r.stdout + r.stderr).strip()[-600:]}
+    if r.returncode != 0 or "cmake_args" not in info:
+        unavailable(f"no C++ toolchain or onnxruntime SDK: {info.get('missing')}")
+    return info
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """`rnncompile build` of every example spec, one folder per spec name."""
+    out = tmp_path_factory.mktemp("cpp_models")
+    for name, spec in SPECS.items():
+        rnncompile.build(spec, out / name, threads=1)
+    for name, (spec, plugin) in PLUGIN_SPECS.items():  # in a fresh process: plugins register globally
+        r = run([sys.executable, "-m", "rnncompile.cli", "build", "--plugin", plugin, spec, "-o", out / name,
+                 "--threads", "1"], timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def cmake_build(sdk, models, build_dir: Path, *extra: str) -> Path:
+    configure = run(["cmake", "-S", CPP, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release",
+                     f"-DRNNCOMPILE_TEST_MODELS={models}", *sdk["cmake_args"], *extra])
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    build = run(["cmake", "--build", build_dir, "-j", str(min(2, os.cpu_count() or 1))], timeout=1200)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return build_dir
+
+
+@pytest.fixture(scope="module")
+def build(sdk, models, tmp_path_factory):
+    return cmake_build(sdk, models, tmp_path_factory.mktemp("cpp_build"))
+
+
+def ctest(build_dir: Path, env=None):
+    r = run(["ctest", "--test-dir", build_dir, "--output-on-failure", "-j", "2"], env=env)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    return r.stdout
+
+
+def test_ctest_passes(build):
+    out = ctest(build)
+    # The model cases ran too (registered only when RNNCOMPILE_TEST_MODELS is set).
+    assert "runtime.stateful_carry" in out and "runtime.hostile_tokens" in out and "example.bad_input" in out
+
+
+def app(build: Path, out_dir: Path, inputs, tmp_path: Path, *flags: str):
+    src = tmp_path / "inputs.json"
+    src.write_text(json.dumps(inputs))
+    dst = tmp_path / "outputs.json"
+    r = run([build / "rnncompile_run", out_dir, src, "-o", dst, "--threads", "1", *flags], timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(dst.read_text())
+
+
+def feeds_for(manifest: dict, batch: int, steps: int, pattern: str, seed: int) -> dict[str, np.ndarray]:
+    states = {s["input"] for s in manifest.get("states", [])}
+    return {k: v for k, v in make_feeds(manifest, batch, steps, pattern, seed).items() if k not in states}
+
+
+def assert_close(cpp: dict, python: dict, where: str):
+    assert set(cpp) == set(python), where
+    for name, want in python.items():
+        got = np.asarray(cpp[name], dtype=np.float64)
+        assert got.shape == want.shape, f"{where} {name}"
+        assert np.max(np.abs(got - want.astype(np.float64))) <= TOLERANCE, f"{where} {name}"
+
+
+@pytest.mark.parametrize("name", [*SPECS, *PLUGIN_SPECS])
+def test_example_app_equals_python_session(build, models, tmp_path, name):
+    manifest = json.loads((models / name / "manifest.json").read_text())
+    masked = any(i.get("pad_value") is not None for i in manifest["inputs"])
+    calls = [feeds_for(manifest, batch, steps, pattern, seed)
+             for seed, (batch, steps, pattern) in enumerate([(3, 7, "gaps" if masked else "none"), (1, 1, "none")])]
+    for k, feeds in enumerate(calls):
+        session = rnncompile.open_session(models / name, threads=1)
+        want = session.run(feeds)
+        got = app(build, models / name, {n: v.tolist() for n, v in feeds.items()}, tmp_path)
+        assert_close(got, want, f"{name} call {k}")
+
+
+def test_stateful_three_chunks_with_reset(build, models, tmp_path):
+    out = models / "stateful_lstm"
+    manifest = json.loads((out / "manifest.json").read_text())
+    chunks = [feeds_for(manifest, 2, steps, "none", seed) for seed, steps in enumerate((5, 3, 6))]
+    payload = [{n: v.tolist() for n, v in c.items()} for c in chunks]
+    session = rnncompile.open_session(out, threads=1)
+    carried = [session.run(c) for c in chunks]
+    got = app(build, out, payload, tmp_path)
+    for k, (g, w) in enumerate(zip(got, carried)):
+        assert_close(g, w, f"carried chunk {k}")
+    fresh = []
+    for c in chunks:
+        session.reset_states()
+        fresh.append(session.run(c))
+    got = app(build, out, payload, tmp_path, "--reset-between")
+    for k, (g, w) in enumerate(zip(got, fresh)):
+        assert_close(g, w, f"reset chunk {k}")
+    # The carry is real: without a reset the later chunks differ.
+    assert np.max(np.abs(carried[2]["logits"] - fresh[2]["logits"])) > 1e-3
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_manifest", "not an rnncompile build directory"),
+    ("corrupt_manifest", "damaged manifest.json"),
+    ("wrong_name", "unknown input 'words'; the model's inputs are: tokens"),
+    ("float_ids", "input 'tokens': expected integer token ids, got float64"),
+    ("ragged", "not a rectangular array"),
+])
+def test_example_app_refuses_clearly(build, models, tmp_path, case, message):
+    out = models / "lstm_classifier"
+    inputs = {"tokens": [[1, 2, 3]]}
+    if case == "missing_manifest":
+        out = tmp_path / "empty"
+        out.mkdir()
+    elif case == "corrupt_manifest":
+        out = tmp_path / "corrupt"
+        out.mkdir()
+        (out / "model.onnx").write_bytes((models / "lstm_classifier" / "model.onnx").read_bytes())
+        (out / "manifest.json").write_text('{"inputs": [{"name": ')
+    elif case == "wrong_name":
+        inputs = {"words": [[1, 2, 3]]}
+    elif case == "float_ids":
+        inputs = {"tokens": [[1.5, 2, 3]]}
+    elif case == "ragged":
+        inputs = {"tokens": [[1, 2, 3], [4]]}
+    (tmp_path / "in.json").write_text(json.dumps(inputs))
+    r = run([build / "rnncompile_run", out, tmp_path / "in.json", "-o", tmp_path / "out.json"], timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and r.stderr.startswith("error: ")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_installed_package_is_found_by_a_consumer(build, models, tmp_path):
+    """`cmake --install`, then a separate project with find_package(rnncompile_runtime) building the
+    example of docs/cpp.md as it stands there."""
+    prefix = tmp_path / "prefix"
+    r = run(["cmake", "--install", build, "--prefix", prefix])
+    assert r.returncode == 0, r.stdout + r.stderr
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    (consumer / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\nproject(consumer CXX)\n"
+        "find_package(rnncompile_runtime 0.1 REQUIRED)\n"
+        "add_executable(consumer main.cpp)\ntarget_link_libraries(consumer PRIVATE rnncompile::runtime)\n")
+    doc = (ROOT / "docs" / "cpp.md").read_text()
+    (consumer / "main.cpp").write_text(doc.split("```cpp\n", 1)[1].split("```", 1)[0])
+    r = run(["cmake", "-S", consumer, "-B", consumer / "b", f"-DCMAKE_PREFIX_PATH={prefix}"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(["cmake", "--build", consumer / "b"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run([consumer / "b" / "consumer", models / "sentiment", models / "stateful_lstm"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    probs, shape = r.stdout.splitlines()
+    assert all(0 < float(p) < 1 for p in probs.split()) and shape == "(2, 10)"
+    r = run([consumer / "b" / "consumer", models / "sentiment", tmp_path])  # no manifest: a clear error
+    assert r.returncode == 2 and "error: " in r.stderr and "manifest.json" in r.stderr
+
+
+def test_sanitizers_clean(sdk, models, tmp_path_factory):
+    """Every ctest case once more, built with -fsanitize=address,undefined (any report fails)."""
+    build_dir = cmake_build(sdk, models, tmp_path_factory.mktemp("cpp_asan"), "-DRNNCOMPILE_SANITIZE=ON",
+                            "-DRNNCOMPILE_BUILD_BENCHMARKS=OFF", "-DCMAKE_BUILD_TYPE=RelWithDebInfo")
+    env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0:halt_on_error=1:detect_leaks=1",
+               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    out = ctest(build_dir, env=env)
+    assert "100% tests passed" in out
