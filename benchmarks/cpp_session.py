@@ -107,8 +107,9 @@ def main() -> None:
                     r = subprocess.run([str(bench), str(out), "--batch", str(batch), "--steps", str(args.steps),
                                         "--calls", str(calls), "--threads", str(args.threads)],
                                        capture_output=True, text=True, check=True)
-                    rounds.append({**json.loads(r.stdout), **dict(zip(
-                        ("py_session_us", "py_ort_run_us"), python_times(out, batch, args.steps, calls, args.threads)))})
+                    py_times = python_times(out, batch, args.steps, calls, args.threads)
+                    rounds.append({**json.loads(r.stdout),
+                                   **dict(zip(("py_session_us", "py_ort_run_us"), py_times))})
                 c = {k: statistics.median(r[k] for r in rounds) for k in rounds[0] if k.endswith("_us")}
                 py_session, py_bare = c["py_session_us"], c["py_ort_run_us"]
                 calls *= 3
