@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import rnncompile
-from rnncompile.bench import make_feeds
+from rnncompile.qa.bench import make_feeds
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from compare import CHECK, SEED_MODELS, check, load_json, ort_fn  # noqa: E402
-from rnncompile import bench  # noqa: E402
+from rnncompile.qa import bench  # noqa: E402
 from rnncompile.backends.reference import ReferenceRunner  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402

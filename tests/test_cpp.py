@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import rnncompile
-from rnncompile.bench import make_feeds
+from rnncompile.qa.bench import make_feeds
 
 ROOT = Path(__file__).resolve().parent.parent
 CPP = ROOT / "cpp"
