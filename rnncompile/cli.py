@@ -194,6 +194,21 @@ def verify(out_dir, seed, threads):
     click.echo("verified: yes")
 
 
+@main.command("lint-tensorrt")
+@click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@command
+def lint_tensorrt(model_path, as_json):
+    """Check any ONNX file against TensorRT's ONNX parser rules (op, attributes, input types),
+    on the CPU. Exit 0 when clean, 1 with findings, 2 when the file cannot be read."""
+    from .onnx_trt_check import check_model, render
+
+    result = check_model(model_path)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
+    if not result.clean:
+        sys.exit(1)
+
+
 @main.command()
 @command
 def schema():

@@ -119,7 +119,20 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
             raise
         raise _InvalidGraph(e) from e
     _check_shapes(model, syms, shapes)
+    if target.graph_checker and stop_after is None and not expose_layers:
+        _check_graph(model_bytes, target)
     return Lowered(model_bytes, describe(model_bytes), target, exposed)
+
+
+def _check_graph(model_bytes: bytes, target: Target) -> None:
+    """The target's import rules (e.g. TensorRT's parser, rnncompile/onnx_trt_check.py) must find
+    nothing in the graph: a finding is refused like a layer the target cannot take."""
+    import importlib
+
+    result = importlib.import_module(target.graph_checker).check_model(model_bytes, name="model.onnx")
+    if result.findings:
+        raise TargetError([Problem(f"node {f.node} (layer {f.layer!r})", f"{f.message} [{f.rule}; {f.source}]")
+                           for f in result.findings])
 
 
 class _InvalidGraph(Exception):
