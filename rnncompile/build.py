@@ -71,6 +71,7 @@ def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds
                     "parameters": int(sum(np.prod(s) for s in l.weight_shapes(l.input_types).values())),
                     "lowering": l.lowering(lowered.target)} for l in model.layers.values()],
         "onnx_ops": lowered.io["ops"],
+        **({"typed_graph": lowered.precision_info.to_dict()} if lowered.precision_info else {}),
         "compile_seconds": round(compile_seconds, 4),
     }
 
@@ -140,7 +141,7 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
     out_dir is left untouched and the report is attached to the error)."""
     out_dir = Path(out_dir)
     target = get_target(target)
-    make_runner = runner_factory or default_factory(threads)
+    make_runner = runner_factory or default_factory(threads, target.precision)
     _prepare_out(out_dir)
     model = load_model(source)
     t0 = time.perf_counter()
@@ -198,7 +199,7 @@ def open_session(out_dir: str | Path, threads: int | None = None,
     model_path = out_dir / "model.onnx"
     if not model_path.is_file():
         raise RunError("model.onnx is missing", where=str(out_dir))
-    return Session((runner_factory or default_factory(threads))(model_path), man)
+    return Session((runner_factory or default_factory(threads, man.get("precision", "float32")))(model_path), man)
 
 
 def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
@@ -218,8 +219,8 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
     if model.digest != man.get("spec_sha256"):
         raise VerificationError("spec.json/weights.npz are not the ones this model was built from "
                                 "(sha256 differs)", where=str(out_dir))
-    make_runner = runner_factory or default_factory(threads)
     target = get_target(man.get("target", "onnxruntime"), man.get("precision", "float32"))
+    make_runner = runner_factory or default_factory(threads, target.precision)
     report = verify(model, make_runner(model_bytes), man, seed=seed)
     if not report.passed:
         raise verification_failure(model, man, report, Problem(
