@@ -163,5 +163,12 @@ def positional_params(acts: list[tuple[str, tuple[float, ...]]]) -> tuple[list[f
                                      f"{'alpha' if slot == 0 else 'beta'} list serves both readings")
                 values[pos] = v
             k += 1
+        half = len(acts) // 2
+        if len(acts) % 2 == 0 and [a for a, _ in acts[:half]] == [a for a, _ in acts[half:]]:
+            # a bidirectional op: TensorRT's parser also requires both directions' lists to be
+            # equal (onnxOpCheckers.cpp), unused entries included
+            for i, v in enumerate(values):
+                if v is None:
+                    values[i] = values[(i + half) % len(acts)]
         lists.append([0.0 if v is None else v for v in values] if k else [])
     return lists[0], lists[1]
