@@ -23,7 +23,9 @@ from .targets import Target, get_target
 from .verify import Report, conditioning, input_infos, localize, make_cases, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz")
+ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz",
+             # tensorrt target (rnncompile/backends/tensorrt.py): trtexec line, engine and its files
+             "trtexec.sh", "model.plan", "engine.json", "engine_report.json", "timing.cache")
 
 
 def load_model(source: str | Path | dict) -> Model:
@@ -166,6 +168,14 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
         (tmp / "spec.json").write_text(json.dumps(spec_with_weights_file(model), indent=2) + "\n")
         with open(tmp / "weights.npz", "wb") as f:
             np.savez(f, **{k: model.weights[k] for k in sorted(model.weights)})
+        if target.engine_backend:  # files the engine backend adds (no GPU needed), e.g. trtexec.sh
+            import importlib
+
+            from .backends import BACKENDS
+            for name, text in importlib.import_module(BACKENDS[target.engine_backend]).artifacts(man).items():
+                (tmp / name).write_text(text)
+                if name.endswith(".sh"):
+                    os.chmod(tmp / name, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -65,6 +65,23 @@ def target_options(f):
                         help="The runtime the ONNX graph is for (rnncompile.targets).")(f)
 
 
+def backend_option(f):
+    return click.option("--backend", default="onnxruntime", show_default=True,
+                        type=click.Choice(["onnxruntime", "tensorrt"]),
+                        help="Runtime: onnxruntime (model.onnx) or tensorrt (OUT/model.plan from "
+                             "`rnncompile engine`; needs a GPU and TensorRT).")(f)
+
+
+def _factory(backend, out_dir):
+    """None (the default onnxruntime factory) or the tensorrt one, on OUT's engine."""
+    if backend == "onnxruntime":
+        return None
+    from .backends import runner_factory
+    from .build import read_manifest
+
+    return runner_factory(backend, out_dir=str(out_dir), precision=read_manifest(out_dir).get("precision"))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnncompile")
 def main():
@@ -150,13 +167,14 @@ def summary(source, as_json, target, precision):
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the outputs to this .npz instead of printing them.")
 @click.option("--threads", type=int, default=None)
+@backend_option
 @command
-def run(out_dir, input_files, save, threads):
+def run(out_dir, input_files, save, threads, backend):
     """Run a built model on inputs from files."""
     from .build import open_session
     from .feeds import read_inputs
 
-    session = open_session(out_dir, threads=threads)
+    session = open_session(out_dir, threads=threads, runner_factory=_factory(backend, out_dir))
     results = []
     for path in input_files:
         feeds = read_inputs(path)
@@ -183,15 +201,54 @@ def run(out_dir, input_files, save, threads):
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=1, show_default=True, help="Seed of the verification inputs.")
 @click.option("--threads", type=int, default=None)
+@backend_option
 @command
-def verify(out_dir, seed, threads):
+def verify(out_dir, seed, threads, backend):
     """Re-verify a built model against the reference (fresh seeded inputs)."""
     from .build import verify_dir
     from .verify import render
 
-    report = verify_dir(out_dir, seed=seed, threads=threads)  # raises, with the report, on failure
+    report = verify_dir(out_dir, seed=seed, threads=threads, runner_factory=_factory(backend, out_dir))  # raises, with the report, on failure
     click.echo(render(report))
     click.echo("verified: yes")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--profile", "profiles", multiple=True, metavar="INPUT:MIN,OPT,MAX",
+              help="Optimization profile of an input, shapes like 1x1,8x128,64x512. Repeatable; "
+                   "axes left open get defaults (batch 1,8,64; time 1,128,512).")
+@click.option("--workspace", "workspace_mib", default=1024, show_default=True, type=click.IntRange(16),
+              help="Builder workspace limit, MiB.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Timing cache file, read before and written after the build (default OUT/timing.cache).")
+@click.option("--no-verify", is_flag=True, help="Skip verifying the engine against the reference.")
+@command
+def engine(out_dir, profiles, workspace_mib, timing_cache, no_verify):
+    """Build a TensorRT engine from a tensorrt-target build: OUT/model.plan, OUT/engine.json (engine
+    summary) and, verified against the reference, OUT/engine_report.json. Needs an NVIDIA GPU and
+    TensorRT; the same engine can be built with OUT/trtexec.sh."""
+    from .backends.tensorrt import build_engine, probe, profiles_for
+    from .build import read_manifest, verify_dir
+    from .errors import RunError
+    from .verify import render
+
+    man = read_manifest(out_dir)
+    if man.get("target") != "tensorrt":
+        raise RunError(f"built for target {man.get('target')!r}; rebuild with --target tensorrt "
+                       "(TensorRT's parser rejects the default target's graphs)", where=str(out_dir))
+    profiles_for(man, tuple(profiles))  # bad flags are refused before looking for a GPU
+    info = probe()
+    if not info["available"]:
+        raise RunError(f"cannot build engines here: {info['reason']}", where="rnncompile engine")
+    summary = build_engine(out_dir, tuple(profiles), workspace_mib, timing_cache)
+    click.echo(f"built {out_dir}/model.plan (TensorRT {summary['tensorrt']}, {summary['gpu']}, "
+               f"{summary['build_seconds']} s)")
+    if not no_verify:
+        report = verify_dir(out_dir, runner_factory=_factory("tensorrt", out_dir))
+        (Path(out_dir) / "engine_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        click.echo(render(report))
+        click.echo("verified: yes")
 
 
 @main.command("lint-tensorrt")
