@@ -251,6 +251,33 @@ def engine(out_dir, profiles, workspace_mib, timing_cache, no_verify):
         click.echo("verified: yes")
 
 
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for <model>_<precision>_drift.json and .png.")
+@click.option("--precision", default="fp16", show_default=True, type=click.Choice(["fp16", "bf16"]))
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--target", default="tensorrt", show_default=True, type=click.Choice(["onnxruntime", "tensorrt"]))
+@click.option("--no-plot", is_flag=True, help="JSON only (the plot needs matplotlib).")
+@command
+def drift(sources, out_dir, precision, steps, target, no_plot):
+    """Half-precision drift: max error per time step of the typed graph against the float64
+    reference over long sequences, per output, for each SOURCE (JSON + PNG plot)."""
+    from .build import load_model
+    from .drift import drift as measure, write
+    from .targets import PRECISION_ALIASES
+
+    for source in sources:
+        report = measure(load_model(source), PRECISION_ALIASES[precision], steps, target=target)
+        paths = write(report, out_dir, plot=not no_plot)
+        worst = ", ".join(f"{o.name} {max(o.max_abs_error):.2e}" + (
+            f" (out of tolerance from step {o.first_step_out_of_tolerance})" if o.first_step_out_of_tolerance
+            else "") for o in report.outputs)
+        click.echo(f"{report.model}: {worst}; wrote {', '.join(str(p) for p in paths)}")
+        for note in report.notes:
+            click.echo(f"  note: {note}")
+
+
 @main.command("lint-tensorrt")
 @click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
