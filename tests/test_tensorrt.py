@@ -338,3 +338,19 @@ def test_stateful_session_on_an_engine(tmp_path):
         a, b = ort.run(x), eng.run(x)
         for k in a:
             np.testing.assert_allclose(b[k], a[k], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(_PROBE["available"], reason="TensorRT and a GPU are here: run tools/gpu_check.py itself")
+def test_gpu_check_runs_here_and_says_what_it_could_not_run(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools/gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    assert gpu_check.main(["--out", str(tmp_path), "--examples", "lstm_classifier"]) == 0
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    steps = {s["step"]: s for s in result["steps"]}
+    assert steps["lstm_classifier fp16 build + verify on onnxruntime CPU"]["status"] == "ok"
+    engine = steps["lstm_classifier fp32 engine build"]
+    assert engine["status"] == "skipped" and "TensorRT engines cannot be built here" in engine["reason"]
+    assert "did not" in (tmp_path / "gpu_check.md").read_text()
