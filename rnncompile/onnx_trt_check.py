@@ -81,22 +81,30 @@ class _Graph:
             inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
         except Exception:  # inference is a help, not a requirement: check what we can
             inferred = model
-        g = inferred.graph
         self.types: dict[str, str] = {}
+        self.constants: dict[str, onnx.TensorProto] = {}
+        self.nodes: list[onnx.NodeProto] = []
+        self._read(inferred.graph)
+
+    def _read(self, g: onnx.GraphProto) -> None:
+        """Values and nodes of `g` and, recursively, of its If/Loop/Scan bodies."""
         for vi in list(g.input) + list(g.value_info) + list(g.output):
             et = vi.type.tensor_type.elem_type
             if et:
                 self.types[vi.name] = _TYPE_NAMES.get(et, TensorProto.DataType.Name(et).lower())
-        self.constants: dict[str, onnx.TensorProto] = {t.name: t for t in g.initializer}
         for t in g.initializer:
+            self.constants[t.name] = t
             self.types[t.name] = _TYPE_NAMES.get(t.data_type, str(t.data_type))
         for n in g.node:
+            self.nodes.append(n)
             if n.op_type == "Constant":
                 for a in n.attribute:
                     if a.name == "value":
                         self.constants[n.output[0]] = a.t
                         self.types[n.output[0]] = _TYPE_NAMES.get(a.t.data_type, str(a.t.data_type))
-        self.nodes = list(g.node)
+            for a in n.attribute:
+                for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    self._read(sub)
 
 
 def _attrs(node: onnx.NodeProto) -> dict:

@@ -354,3 +354,12 @@ def test_gpu_check_runs_here_and_says_what_it_could_not_run(tmp_path):
     engine = steps["lstm_classifier fp32 engine build"]
     assert engine["status"] == "skipped" and "TensorRT engines cannot be built here" in engine["reason"]
     assert "did not" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_loop_bodies_are_checked_and_loops_reported():
+    spec = {"name": "g", "seed": 1, "layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
+                                               {"class_name": "LSTM", "name": "enc", "units": 3, "activation": "gelu"}]}
+    model_bytes = lower(load_spec(spec)).model_bytes   # onnxruntime target: the exact Scan fallback
+    result = check_model(model_bytes)
+    assert ("Scan", "avoided-op") in _rules(result)
+    assert result.nodes > len(onnx.load_from_string(model_bytes).graph.node)   # the body's nodes too
