@@ -89,7 +89,15 @@ class _Rewriter:
         self.new_inits: list[onnx.TensorProto] = []
         self._made: dict[tuple[str, int], str] = {}
         self.taken = {v for n in graph.node for v in list(n.input) + list(n.output)} | set(self.inits)
-        self.taken |= {v.name for v in graph.input}
+        self.taken |= {v.name for v in graph.input} | {v.name for v in graph.output}
+        self.node_names = {n.name for n in graph.node}
+
+    def node_name(self, name: str) -> str:
+        base, k = name, 1
+        while name in self.node_names:
+            name, k = f"{base}_{k}", k + 1
+        self.node_names.add(name)
+        return name
 
     def unique(self, name: str) -> str:
         base, k = name, 1
@@ -108,7 +116,7 @@ class _Rewriter:
                 arr = numpy_helper.to_array(self.inits[value]).astype(np.float32)
                 self.new_inits.append(_tensor(arr, want, name))
             else:
-                self.nodes.append(helper.make_node("Cast", [value], [name], name=f"{name}/Cast", to=want))
+                self.nodes.append(helper.make_node("Cast", [value], [name], name=self.node_name(f"{name}/Cast"), to=want))
             self.ttype[name] = want
             self._made[key] = name
         return self._made[key]
@@ -166,7 +174,7 @@ def to_precision(model_bytes: bytes, precision: str, explicit_initial_states: bo
         if old.get(v.name) == _F32:
             ttype[v.name] = _F32
     rw = _Rewriter(g, ttype)
-    out_renames = {o.name: f"{o.name}/{precision}" for o in g.output
+    out_renames = {o.name: rw.unique(f"{o.name}/{precision}") for o in g.output
                    if old.get(o.name) == _F32 and o.name not in count and o.name not in wide}
     for o in out_renames.values():
         ttype[o] = low
@@ -201,7 +209,7 @@ def to_precision(model_bytes: bytes, precision: str, explicit_initial_states: bo
                 new.output[k] = out_renames[o]
         rw.nodes.append(new)
     for o, low_name in out_renames.items():
-        rw.nodes.append(helper.make_node("Cast", [low_name], [o], name=f"{o}/Cast", to=_F32))
+        rw.nodes.append(helper.make_node("Cast", [low_name], [o], name=rw.node_name(f"{o}/Cast"), to=_F32))
     del g.node[:]
     g.node.extend(rw.nodes)
     used = {i for n in g.node for i in n.input}
@@ -227,12 +235,13 @@ def _add_initial_states(new: onnx.NodeProto, node: onnx.NodeProto, rw: _Rewriter
     shape = f"{base}/initial_state_shape"
     zeros = f"{base}/initial_state_zeros"
     dims = f"{base}/initial_state_dims"
-    rw.nodes.append(helper.make_node("Shape", [new.input[0]], [batch], name=batch, start=1, end=2))
+    batch, shape, zeros, dims = (rw.unique(n) for n in (batch, shape, zeros, dims))
+    rw.nodes.append(helper.make_node("Shape", [new.input[0]], [batch], name=rw.node_name(batch), start=1, end=2))
     rw.new_inits.append(numpy_helper.from_array(np.array([dirs], np.int64), f"{dims}/dirs"))
     rw.new_inits.append(numpy_helper.from_array(np.array([hidden], np.int64), f"{dims}/hidden"))
     rw.nodes.append(helper.make_node("Concat", [f"{dims}/dirs", batch, f"{dims}/hidden"], [shape],
-                                     name=shape, axis=0))
-    rw.nodes.append(helper.make_node("ConstantOfShape", [shape], [zeros], name=zeros,
+                                     name=rw.node_name(shape), axis=0))
+    rw.nodes.append(helper.make_node("ConstantOfShape", [shape], [zeros], name=rw.node_name(zeros),
                                      value=_tensor(np.zeros(1, np.float32), elem, "value")))
     while len(new.input) < max(slots) + 1:
         new.input.append("")
@@ -290,7 +299,7 @@ def widen_nodes(model_bytes: bytes, ops: set[str]) -> bytes:
         for k, o in enumerate(node.output):
             if o and types.get(o) in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
                 new.output[k] = rw.unique(f"{o}/float32")
-                back.append(helper.make_node("Cast", [new.output[k]], [o], name=f"{o}/Cast", to=types[o]))
+                back.append(helper.make_node("Cast", [new.output[k]], [o], name=rw.node_name(f"{o}/Cast"), to=types[o]))
         if node.op_type == "Cast" and back:
             for a in new.attribute:
                 if a.name == "to":
