@@ -93,18 +93,12 @@ class _Rewriter:
         self.node_names = {n.name for n in graph.node}
 
     def node_name(self, name: str) -> str:
-        base, k = name, 1
-        while name in self.node_names:
-            name, k = f"{base}_{k}", k + 1
-        self.node_names.add(name)
-        return name
+        """`name`, or `name_<k>`, unused by any node so far."""
+        return _fresh(name, self.node_names)
 
     def unique(self, name: str) -> str:
-        base, k = name, 1
-        while name in self.taken:
-            name, k = f"{base}_{k}", k + 1
-        self.taken.add(name)
-        return name
+        """`name`, or `name_<k>`, unused by any value so far."""
+        return _fresh(name, self.taken)
 
     def as_type(self, value: str, want: int) -> str:
         if not value or self.ttype.get(value) not in _FLOAT_TYPES or self.ttype[value] == want:
@@ -120,6 +114,14 @@ class _Rewriter:
             self.ttype[name] = want
             self._made[key] = name
         return self._made[key]
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    base, k = name, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
 
 
 def _tensor(arr: np.ndarray, elem: int, name: str) -> onnx.TensorProto:
