@@ -40,6 +40,22 @@ def old_package(rev: str, where: Path) -> str:
     return name
 
 
+def side_by_side(name: str, io: dict, runners: dict, batches: str, steps: int, runs: int):
+    """For each batch (comma-separated) and padding pattern: check that the two onnxruntime
+    runners agree (fp32 tolerance) on the same feeds, then time them round-robin. Yields
+    (batch, pattern, {runner key: Timing})."""
+    (ka, a_run), (kb, b_run) = runners.items()
+    for b in [int(x) for x in batches.split(",")]:
+        for pattern in (["none", "left"] if bench.masked_inputs(io) else ["none"]):
+            feeds = bench.make_feeds(io, b, steps, pattern)
+            a, c = a_run.run(feeds), b_run.run(feeds)
+            for k in a:
+                np.testing.assert_allclose(c[k], a[k], atol=1e-5, rtol=1e-5, err_msg=f"{name} {k}")
+            yield b, pattern, bench.time_interleaved({ka: lambda: a_run.session.run(None, feeds),
+                                                      kb: lambda: b_run.session.run(None, feeds)},
+                                                     runs=runs, warmup=5)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rev", required=True, help="git revision to compare the working tree with")
@@ -68,19 +84,11 @@ def main(argv=None) -> int:
         nodes = (len(onnx.load_from_string(old_bytes).graph.node), len(onnx.load_from_string(new_bytes).graph.node))
         old = OnnxRuntimeRunner(old_bytes, threads=1)
         new = OnnxRuntimeRunner(new_bytes, threads=1)
-        for b in [int(x) for x in args.batch.split(",")]:
-            for pattern in (["none", "left"] if bench.masked_inputs(io) else ["none"]):
-                feeds = bench.make_feeds(io, b, args.steps, pattern)
-                a, c = old.run(feeds), new.run(feeds)
-                for k in a:
-                    np.testing.assert_allclose(c[k], a[k], atol=1e-5, rtol=1e-5, err_msg=f"{name} {k}")
-                t = bench.time_interleaved({"old": lambda: old.session.run(None, feeds),
-                                            "new": lambda: new.session.run(None, feeds)},
-                                           runs=args.runs, warmup=5)
-                print(f"{name:<20} {b:>5} {pattern:<6} {nodes[0]:>6}/{nodes[1]:<6} "
-                      f"{t['old'].median * 1e3:>9.3f} {t['new'].median * 1e3:>9.3f} "
-                      f"{t['new'].median / t['old'].median:>7.2f}x {t['new'].best / t['old'].best:>11.2f}x",
-                      flush=True)
+        for b, pattern, t in side_by_side(name, io, {"old": old, "new": new}, args.batch, args.steps, args.runs):
+            print(f"{name:<20} {b:>5} {pattern:<6} {nodes[0]:>6}/{nodes[1]:<6} "
+                  f"{t['old'].median * 1e3:>9.3f} {t['new'].median * 1e3:>9.3f} "
+                  f"{t['new'].median / t['old'].median:>7.2f}x {t['new'].best / t['old'].best:>11.2f}x",
+                  flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -112,11 +112,14 @@ def _gather_back(yc, mask, keep):
 class TorchModel:
     """Callable: feeds (numpy, by input name) -> {output name: numpy}."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, device: str = "cpu"):
+        """`device="cuda"`: modules and weights on the GPU (torch.nn's recurrent modules then run
+        on cuDNN); calls still take and return numpy arrays (host to host, synchronized)."""
         from rnncompile.layers.bidirectional import Bidirectional
         from rnncompile.layers.recurrent import Recurrent
 
         self.model = model
+        self.device = torch.device(device)
         self.steps = []
         for layer in model.layers.values():
             w = model.layer_weights(layer)
@@ -142,6 +145,14 @@ class TorchModel:
                 self.steps.append((layer, None))
             else:
                 raise Unsupported(f"no torch port for {cn}")
+        if self.device.type != "cpu":
+            for i, (layer, obj) in enumerate(self.steps):
+                if isinstance(obj, _Rnn):
+                    obj.module.to(self.device)
+                elif isinstance(obj, torch.Tensor):
+                    self.steps[i] = (layer, obj.to(self.device))
+                elif isinstance(obj, tuple):
+                    self.steps[i] = (layer, tuple(None if t is None else t.to(self.device) for t in obj))
 
     @torch.inference_mode()
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -153,11 +164,12 @@ class TorchModel:
             cn = layer.class_name
             if obj is None and getattr(layer, "is_model_input", False):
                 a = feeds[layer.name]
-                vals[layer.name] = [(torch.from_numpy(a if a.dtype.kind != "f" else a.astype(np.float32)), None)]
+                arr = a if a.dtype.kind != "f" else a.astype(np.float32)
+                vals[layer.name] = [(torch.from_numpy(arr).to(self.device), None)]
                 continue
             ins = [vals[r.layer][r.index] for r in layer.inbound]
             carried = [s for s in m.states if s.layer == layer.name]
-            states_in = [torch.from_numpy(feeds[s.input_name]) for s in carried]
+            states_in = [torch.from_numpy(feeds[s.input_name]).to(self.device) for s in carried]
             x, mask = ins[0]
             if cn == "Embedding":
                 ids = x.to(torch.int64)
@@ -184,10 +196,10 @@ class TorchModel:
                     vals[layer.name + "/__states__"] = new_states
         result = {}
         for ref, name in zip(m.outputs, m.output_names):
-            result[name] = vals[ref.layer][ref.index][0].numpy()
+            result[name] = vals[ref.layer][ref.index][0].cpu().numpy()
         for s in m.states:
             k = [c.input_name for c in m.states if c.layer == s.layer].index(s.input_name)
-            result[s.output_name] = vals[s.layer + "/__states__"][k].numpy()
+            result[s.output_name] = vals[s.layer + "/__states__"][k].cpu().numpy()
         return result
 
     def _uni(self, layer, rnn: _Rnn, x, mask, init):

@@ -23,7 +23,9 @@ from .targets import Target, get_target
 from .verify import Report, conditioning, input_infos, localize, make_cases, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz")
+ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz",
+             # tensorrt target (rnncompile/backends/tensorrt.py): trtexec line, engine and its files
+             "trtexec.sh", "model.plan", "engine.json", "engine_report.json", "timing.cache")
 
 
 def load_model(source: str | Path | dict) -> Model:
@@ -71,6 +73,7 @@ def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds
                     "parameters": int(sum(np.prod(s) for s in l.weight_shapes(l.input_types).values())),
                     "lowering": l.lowering(lowered.target)} for l in model.layers.values()],
         "onnx_ops": lowered.io["ops"],
+        **({"typed_graph": lowered.precision_info.to_dict()} if lowered.precision_info else {}),
         "compile_seconds": round(compile_seconds, 4),
     }
 
@@ -138,7 +141,7 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
     out_dir is left untouched and the report is attached to the error)."""
     out_dir = Path(out_dir)
     target = get_target(target)
-    make_runner = runner_factory or default_factory(threads)
+    make_runner = runner_factory or default_factory(threads, target.precision)
     _prepare_out(out_dir)
     model = load_model(source)
     t0 = time.perf_counter()
@@ -163,6 +166,14 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
         (tmp / "spec.json").write_text(json.dumps(spec_with_weights_file(model), indent=2) + "\n")
         with open(tmp / "weights.npz", "wb") as f:
             np.savez(f, **{k: model.weights[k] for k in sorted(model.weights)})
+        if target.engine_backend:  # files the engine backend adds (no GPU needed), e.g. trtexec.sh
+            import importlib
+
+            from .backends import BACKENDS
+            for name, text in importlib.import_module(BACKENDS[target.engine_backend]).artifacts(man).items():
+                (tmp / name).write_text(text)
+                if name.endswith(".sh"):
+                    os.chmod(tmp / name, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -215,7 +226,8 @@ def open_session(out_dir: str | Path, threads: int | None = None,
     """A Session over OUT/model.onnx (default: onnxruntime on the CPU with `threads`), states
     carried for stateful models."""
     d = open_build(out_dir)
-    return Session((runner_factory or default_factory(threads))(d.model_path), d.manifest)
+    make_runner = runner_factory or default_factory(threads, d.manifest.get("precision", "float32"))
+    return Session(make_runner(d.model_path), d.manifest)
 
 
 def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
@@ -232,8 +244,8 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
     if model.digest != man.get("spec_sha256"):
         raise VerificationError("spec.json/weights.npz are not the ones this model was built from "
                                 "(sha256 differs)", where=str(out_dir))
-    make_runner = runner_factory or default_factory(threads)
     target = get_target(man.get("target", "onnxruntime"), man.get("precision", "float32"))
+    make_runner = runner_factory or default_factory(threads, target.precision)
     report = verify(model, make_runner(model_bytes), man, seed=seed)
     if not report.passed:
         raise verification_failure(model, man, report, Problem(

@@ -65,6 +65,23 @@ def target_options(f):
                         help="The runtime the ONNX graph is for (rnncompile.targets).")(f)
 
 
+def backend_option(f):
+    return click.option("--backend", default="onnxruntime", show_default=True,
+                        type=click.Choice(["onnxruntime", "tensorrt"]),
+                        help="Runtime: onnxruntime (model.onnx) or tensorrt (OUT/model.plan from "
+                             "`rnncompile engine`; needs a GPU and TensorRT).")(f)
+
+
+def _factory(backend, out_dir):
+    """None (the default onnxruntime factory) or the tensorrt one, on OUT's engine."""
+    if backend == "onnxruntime":
+        return None
+    from .backends import runner_factory
+    from .build import read_manifest
+
+    return runner_factory(backend, out_dir=str(out_dir), precision=read_manifest(out_dir).get("precision"))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnncompile")
 def main():
@@ -150,13 +167,14 @@ def summary(source, as_json, target, precision):
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the outputs to this .npz instead of printing them.")
 @click.option("--threads", type=int, default=None)
+@backend_option
 @command
-def run(out_dir, input_files, save, threads):
+def run(out_dir, input_files, save, threads, backend):
     """Run a built model on inputs from files."""
     from .build import open_session
     from .feeds import read_inputs
 
-    session = open_session(out_dir, threads=threads)
+    session = open_session(out_dir, threads=threads, runner_factory=_factory(backend, out_dir))
     results = []
     for path in input_files:
         feeds = read_inputs(path)
@@ -183,15 +201,97 @@ def run(out_dir, input_files, save, threads):
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=1, show_default=True, help="Seed of the verification inputs.")
 @click.option("--threads", type=int, default=None)
+@backend_option
 @command
-def verify(out_dir, seed, threads):
+def verify(out_dir, seed, threads, backend):
     """Re-verify a built model against the reference (fresh seeded inputs)."""
     from .build import verify_dir
     from .verify import render
 
-    report = verify_dir(out_dir, seed=seed, threads=threads)  # raises, with the report, on failure
+    # raises, with the report, on failure
+    report = verify_dir(out_dir, seed=seed, threads=threads, runner_factory=_factory(backend, out_dir))
     click.echo(render(report))
     click.echo("verified: yes")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--profile", "profiles", multiple=True, metavar="INPUT:MIN,OPT,MAX",
+              help="Optimization profile of an input, shapes like 1x1,8x128,64x512. Repeatable; "
+                   "axes left open get defaults (batch 1,8,64; time 1,128,512).")
+@click.option("--workspace", "workspace_mib", default=1024, show_default=True, type=click.IntRange(16),
+              help="Builder workspace limit, MiB.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Timing cache file, read before and written after the build (default OUT/timing.cache).")
+@click.option("--no-verify", is_flag=True, help="Skip verifying the engine against the reference.")
+@command
+def engine(out_dir, profiles, workspace_mib, timing_cache, no_verify):
+    """Build a TensorRT engine from a tensorrt-target build: OUT/model.plan, OUT/engine.json (engine
+    summary) and, verified against the reference, OUT/engine_report.json. Needs an NVIDIA GPU and
+    TensorRT; the same engine can be built with OUT/trtexec.sh."""
+    from .backends.tensorrt import build_engine, probe, profiles_for
+    from .build import read_manifest, verify_dir
+    from .errors import RunError
+    from .verify import render
+
+    man = read_manifest(out_dir)
+    if man.get("target") != "tensorrt":
+        raise RunError(f"built for target {man.get('target')!r}; rebuild with --target tensorrt "
+                       "(TensorRT's parser rejects the default target's graphs)", where=str(out_dir))
+    profiles_for(man, tuple(profiles))  # bad flags are refused before looking for a GPU
+    info = probe()
+    if not info["available"]:
+        raise RunError(f"cannot build engines here: {info['reason']}", where="rnncompile engine")
+    summary = build_engine(out_dir, tuple(profiles), workspace_mib, timing_cache)
+    click.echo(f"built {out_dir}/model.plan (TensorRT {summary['tensorrt']}, {summary['gpu']}, "
+               f"{summary['build_seconds']} s)")
+    if not no_verify:
+        report = verify_dir(out_dir, runner_factory=_factory("tensorrt", out_dir))
+        (Path(out_dir) / "engine_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        click.echo(render(report))
+        click.echo("verified: yes")
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for <model>_<precision>_drift.json and .png.")
+@click.option("--precision", default="fp16", show_default=True, type=click.Choice(["fp16", "bf16"]))
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--target", default="tensorrt", show_default=True, type=click.Choice(["onnxruntime", "tensorrt"]))
+@click.option("--no-plot", is_flag=True, help="JSON only (the plot needs matplotlib).")
+@command
+def drift(sources, out_dir, precision, steps, target, no_plot):
+    """Half-precision drift: max error per time step of the typed graph against the float64
+    reference over long sequences, per output, for each SOURCE (JSON + PNG plot)."""
+    from .build import load_model
+    from .drift import drift as measure, write
+    from .targets import PRECISION_ALIASES
+
+    for source in sources:
+        report = measure(load_model(source), PRECISION_ALIASES[precision], steps, target=target)
+        paths = write(report, out_dir, plot=not no_plot)
+        worst = ", ".join(f"{o.name} {max(o.max_abs_error):.2e}" + (
+            f" (out of tolerance from step {o.first_step_out_of_tolerance})" if o.first_step_out_of_tolerance
+            else "") for o in report.outputs)
+        click.echo(f"{report.model}: {worst}; wrote {', '.join(str(p) for p in paths)}")
+        for note in report.notes:
+            click.echo(f"  note: {note}")
+
+
+@main.command("lint-tensorrt")
+@click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@command
+def lint_tensorrt(model_path, as_json):
+    """Check any ONNX file against TensorRT's ONNX parser rules (op, attributes, input types),
+    on the CPU. Exit 0 when clean, 1 with findings, 2 when the file cannot be read."""
+    from .onnx_trt_check import check_model, render
+
+    result = check_model(model_path)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
+    if not result.clean:
+        sys.exit(1)
 
 
 @main.command()

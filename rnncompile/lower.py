@@ -22,6 +22,8 @@ class Lowered:
     #: With `lower(model, expose_layers=True)`: layer name -> one (value output, mask output or
     #: None) pair of extra graph output names per layer output, to compare layer by layer.
     layer_outputs: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    #: For a typed fp16/bf16 graph: what the precision transform did (onnx_precision.PrecisionInfo).
+    precision_info: object | None = None
 
 
 #: Prefix of the extra graph outputs of a debug lowering (`expose_layers=True`).
@@ -122,7 +124,26 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
             raise
         raise _InvalidGraph(e) from e
     _check_shapes(model, syms, shapes)
-    return Lowered(model_bytes, describe(model_bytes), target, exposed)
+    precision_info = None
+    if target.precision != "float32":  # typed graph: weights and float activations in fp16/bf16
+        from .onnx_precision import to_precision
+
+        model_bytes, precision_info = to_precision(model_bytes, target.precision,
+                                                   target.typed_rnn_initial_states)
+    if target.graph_checker and stop_after is None and not expose_layers:
+        _check_graph(model_bytes, target)
+    return Lowered(model_bytes, describe(model_bytes), target, exposed, precision_info)
+
+
+def _check_graph(model_bytes: bytes, target: Target) -> None:
+    """The target's import rules (e.g. TensorRT's parser, rnncompile/onnx_trt_check.py) must find
+    nothing in the graph: a finding is refused like a layer the target cannot take."""
+    import importlib
+
+    result = importlib.import_module(target.graph_checker).check_model(model_bytes, name="model.onnx")
+    if result.findings:
+        raise TargetError([Problem(f"node {f.node} (layer {f.layer!r})", f"{f.message} [{f.rule}; {f.source}]")
+                           for f in result.findings])
 
 
 def _state_names(target: Target, s) -> tuple[str, str]:

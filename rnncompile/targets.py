@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from . import tensorrt_rules as trt_rules
 from .errors import SpecError
 
 #: Float element types, as the precision of a target and of ONNX tensors.
@@ -92,6 +93,16 @@ class Target:
     #: the lowering computes them as that Scan (exact; layers/rnn_scan.py). Only "RNN" has a Scan
     #: form. Needs `allows_loops`.
     rnn_ops_as_scan: frozenset[str] = frozenset()
+    #: In a typed fp16/bf16 graph, give recurrent ops their initial states explicitly (in the
+    #: graph's precision): the runtime's importer makes FLOAT zeros for absent ones, which a
+    #: strongly typed network cannot mix with half-precision gates (tensorrt_rules.py).
+    typed_rnn_initial_states: bool = False
+    #: A module whose `check_model(model_bytes)` must find nothing in every graph lowered for this
+    #: target (the runtime's import rules, checked on the CPU), or None.
+    graph_checker: str | None = None
+    #: The backend (rnncompile.backends) that builds engines from this target's graphs, or None
+    #: (the runtime loads model.onnx itself). Its `artifacts(manifest)` adds files to OUT.
+    engine_backend: str | None = None
 
     def accepts(self, op: str, dtype: str) -> bool:
         """Whether `op` may take an input of element type `dtype` on this target."""
@@ -113,9 +124,6 @@ class Target:
         return self.name if self.precision == "float32" else f"{self.name} ({self.precision})"
 
 
-_FLOATS = frozenset(PRECISIONS)
-_NUMBERS = _FLOATS | {"int32", "int64", "int8", "uint8"}
-
 ONNXRUNTIME = Target(
     name="onnxruntime",
     description="onnxruntime, tuned for its CPU execution provider: the default",
@@ -127,21 +135,20 @@ ONNXRUNTIME = Target(
 TENSORRT = Target(
     name="tensorrt",
     description="NVIDIA TensorRT 10.x/11.x through its ONNX parser (onnx-tensorrt)",
-    # onnx-tensorrt RNNHelpers.cpp: Affine is not among the accepted activations.
-    rnn_activations=frozenset(ONNX_RNN_ACTIVATIONS) - {"Affine"},
+    # The parser's rules are data in tensorrt_rules.py (with their sources): accepted recurrent
+    # activations (Affine is not), input types per op (CumSum float-only, no BOOL into
+    # Equal/Less/Greater, Not/And/Or BOOL-only, ...), ops not imported at all.
+    rnn_activations=trt_rules.RNN_ACTIVATIONS & frozenset(ONNX_RNN_ACTIVATIONS),
     # linear = LeakyRelu with alpha 1 (x >= 0: x; x < 0: 1 * x), exact.
     rnn_activation_overrides={"linear": ("LeakyRelu", (1.0,))},
     activation_params="positional",
     allows_loops=False,
-    op_input_dtypes={
-        "CumSum": _FLOATS,                         # float-only
-        "Equal": _NUMBERS, "Less": _NUMBERS, "Greater": _NUMBERS,   # no BOOL
-        "LessOrEqual": _NUMBERS, "GreaterOrEqual": _NUMBERS,
-        "Not": frozenset({"bool"}), "And": frozenset({"bool"}), "Or": frozenset({"bool"}),
-        "Xor": frozenset({"bool"}),
-    },
+    op_input_dtypes=trt_rules.input_dtypes(),
     sequence_lens_dtype="int32",
-    unsupported_ops=frozenset({"Scan", "Loop", "NonZero", "Unique", "StringNormalizer"}),
+    unsupported_ops=trt_rules.unsupported_ops() | trt_rules.AVOIDED_OPS,
+    typed_rnn_initial_states=True,
+    graph_checker="rnncompile.onnx_trt_check",
+    engine_backend="tensorrt",
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in (ONNXRUNTIME, TENSORRT)}
@@ -187,5 +194,12 @@ def positional_params(acts: list[tuple[str, tuple[float, ...]]]) -> tuple[list[f
                                      f"{'alpha' if slot == 0 else 'beta'} list serves both readings")
                 values[pos] = v
             k += 1
+        half = len(acts) // 2
+        if len(acts) % 2 == 0 and [a for a, _ in acts[:half]] == [a for a, _ in acts[half:]]:
+            # a bidirectional op: TensorRT's parser also requires both directions' lists to be
+            # equal (onnxOpCheckers.cpp), unused entries included
+            for i, v in enumerate(values):
+                if v is None:
+                    values[i] = values[(i + half) % len(acts)]
         lists.append([0.0 if v is None else v for v in values] if k else [])
     return lists[0], lists[1]

@@ -69,9 +69,10 @@ def runner_factory(backend: str = "onnxruntime", **options) -> RunnerFactory:
     return lambda model: mod.open_runner(model, **options)
 
 
-def default_factory(threads: int | None = None) -> RunnerFactory:
-    """onnxruntime on the CPU with the measured session defaults (see backends/onnxruntime.py)."""
-    return runner_factory("onnxruntime", threads=threads)
+def default_factory(threads: int | None = None, precision: str = "float32") -> RunnerFactory:
+    """onnxruntime on the CPU with the measured session defaults (see backends/onnxruntime.py),
+    for graphs computing in `precision` (a typed fp16/bf16 graph: its tolerance row)."""
+    return runner_factory("onnxruntime", threads=threads, precision=precision)
 
 
 __all__ = ["BACKENDS", "InputMeta", "ModelSource", "Runner", "RunnerFactory", "default_factory",
