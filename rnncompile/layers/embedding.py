@@ -1,4 +1,10 @@
-"""Embedding: integer ids -> vectors. With mask_zero, id 0 marks a padded step (mask = ids != 0)."""
+"""Embedding: integer ids -> vectors. With mask_zero, id 0 marks a padded step (mask = ids != 0).
+
+An id outside [0, input_dim) has no vector. rnncompile's CLI, Session and reference refuse it
+with a clear error. The ONNX artifact, which cannot raise, gives NaN for it (ONNX Gather would
+wrap -1 to the last row, as Keras 3 on torch does: a plausible, silently wrong answer), so a user
+of model.onnx in C++, Triton or plain onnxruntime sees NaN in every output it reaches, never a
+number. docs/security.md records the measurements behind this decision."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,6 +53,9 @@ class Embedding(Layer):
     def reference(self, inputs, weights):
         (x,) = inputs
         ids = np.asarray(x.data)
+        if ids.dtype.kind not in "iu":
+            raise RunError(f"expected integer token ids, got {ids.dtype} values",
+                           where=f"layer {self.name!r} (Embedding)")
         bad = (ids < 0) | (ids >= self["input_dim"])
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -57,8 +66,16 @@ class Embedding(Layer):
 
     def lower(self, g, inputs, weights):
         (x,) = inputs
-        table = g.const(weights["embeddings"].astype(np.float32), name="embeddings")
-        out = g.op("Gather", table, x.name, axis=0)
+        # Row input_dim is NaN, and every id outside [0, input_dim) is sent there. Integer
+        # comparisons only (TensorRT's parser takes no BOOL into Less/Greater).
+        n = self["input_dim"]
+        table = np.concatenate([weights["embeddings"].astype(np.float32),
+                                np.full((1, self["output_dim"]), np.nan, np.float32)])
+        dtype = x.type.dtype
+        valid = g.op("And", g.op("Greater", x.name, g.const(np.array(-1, dtype))),
+                     g.op("Less", x.name, g.const(np.array(n, dtype))))
+        ids = g.op("Where", valid, x.name, g.const(np.array(n, dtype)))
+        out = g.op("Gather", g.const(table, "float32", name="embeddings"), ids, axis=0)
         mask = x.mask
         if self["mask_zero"]:
             mask = g.op("Not", g.op("Equal", x.name, g.const(np.array(0, x.type.dtype))))
