@@ -1,54 +1,132 @@
 """The `rnncompile` command. It only parses arguments and renders results; the work is in the
-library. Exit codes: 0 ok, 1 verification failed, 2 invalid input, 3 internal error."""
+library. Exit codes: 0 ok, 1 verification failed, 2 invalid input, 3 internal error, 130
+interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM (docs/security.md)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sys
+import threading
+import unicodedata
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .errors import RnnCompileError
+from . import limits
+from .errors import RnnCompileError, RunError, Terminated
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+_MAX_WHERE = 400
+
+
+def safe_text(text: str, newlines: bool = True) -> str:
+    """Text for the terminal: control and format characters (ESC, CR, backspace, bidi overrides,
+    ...) escaped, so that names and paths from a file cannot redraw the screen or fake a line.
+    `newlines`: keep line breaks (the text's lines are all ours; names inside it are validated
+    against the spec's name pattern, which allows none)."""
+    return "".join(c if (c == "\n" and newlines) or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp")
+                   else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in str(text))
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    """Everything the CLI prints goes through here (escaped)."""
+    click.echo(safe_text(text), err=err)
+
+
+def _short(where: str) -> str:
+    return where if len(where) <= _MAX_WHERE else where[:_MAX_WHERE // 2] + " ... " + where[-_MAX_WHERE // 2:]
 
 
 def _fail(e: RnnCompileError) -> None:
-    for p in e.problems:
-        click.echo(f"error: {p.where}: {p.message}", err=True)
+    for p in e.problems:  # one line each, whatever a file put in a name or path
+        echo(f"error: {safe_text(_short(p.where), False)}: {safe_text(p.message, False)}", err=True)
     report = getattr(e, "report", None)
     if report is not None:
         from .verify import render
-        click.echo(render(report), err=True)
+        echo(render(report), err=True)
     sys.exit(e.exit_code)
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises Terminated (as SIGINT raises KeyboardInterrupt), so temporary files are
+    removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _size_option(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return limits.parse_size(value, f"--{param.name.replace('_', '-')}")
+    except RnnCompileError as e:
+        raise click.BadParameter(e.problems[0].message) from None
+
+
 def command(f):
-    """Common options and error handling for every subcommand."""
+    """Common options (plugins, limits) and error handling for every subcommand."""
     @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
                   help="Import a module (or .py file) defining custom layer kinds. Repeatable.")
+    @click.option("--max-json-bytes", callback=_size_option, metavar="SIZE",
+                  help="Largest JSON file read (spec, inputs, manifest). Default 64M.")
+    @click.option("--max-json-depth", callback=_size_option, metavar="N",
+                  help="Deepest JSON nesting accepted. Default 64.")
+    @click.option("--max-npz-bytes", callback=_size_option, metavar="SIZE",
+                  help="Largest uncompressed .npz/.npy (weights, inputs). Default 4G.")
+    @click.option("--max-npz-members", callback=_size_option, metavar="N",
+                  help="Most arrays in one .npz. Default 100000.")
+    @click.option("--allow-external-weights", is_flag=True, default=None,
+                  help="Let a spec's `weights` path leave the spec's directory (absolute, `..`, "
+                       "symbolic links).")
     @functools.wraps(f)
-    def wrapper(*args, plugins=(), **kwargs):
+    def wrapper(*args, plugins=(), max_json_bytes=None, max_json_depth=None, max_npz_bytes=None,
+                max_npz_members=None, allow_external_weights=None, **kwargs):
         from . import plugins as plug
         try:
-            plug.load_entry_points()
-            for p in plugins:
-                plug.load_plugin(p)
-            return f(*args, **kwargs)
+            with _sigterm_unwinds(), limits.override(
+                    json_bytes=max_json_bytes, json_depth=max_json_depth, npz_bytes=max_npz_bytes,
+                    npz_members=max_npz_members, allow_external_weights=allow_external_weights):
+                plug.load_entry_points()
+                for p in plugins:
+                    plug.load_plugin(p)
+                return f(*args, **kwargs)
         except RnnCompileError as e:
             _fail(e)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
+        except KeyboardInterrupt:
+            echo("error: interrupted (SIGINT): temporary files removed; any output is either as it "
+                 "was or complete", err=True)
+            sys.exit(EXIT_SIGINT)
+        except Terminated:
+            echo("error: terminated (SIGTERM): temporary files removed; any output is either as it "
+                 "was or complete", err=True)
+            sys.exit(EXIT_SIGTERM)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except MemoryError:
-            click.echo("error: out of memory: the model or its inputs are too large for this machine "
-                       "(nothing was written)", err=True)
+            echo("error: out of memory: the model or its inputs are too large for this machine "
+                 "(nothing was written)", err=True)
             sys.exit(2)
         except Exception as e:  # an internal bug: say so plainly, no traceback unless asked
             if os.environ.get("RNNCOMPILE_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(e).__name__}: {e} (set RNNCOMPILE_DEBUG=1 for a traceback; "
-                       "please report it)", err=True)
+            echo(f"internal error: {type(e).__name__}: {e} (set RNNCOMPILE_DEBUG=1 for a traceback; "
+                 "please report it)", err=True)
             sys.exit(3)
     return wrapper
 
@@ -75,16 +153,17 @@ def build(source, out_dir, seed, no_verify, threads):
 
     result = do_build(source, out_dir, seed=seed, verify_model=not no_verify, threads=threads)
     man = result.manifest
-    click.echo(f"built {out_dir}/model.onnx  (opset {man['opset']}, {len(man['layers'])} layers, "
+    echo(f"built {out_dir}/model.onnx  (opset {man['opset']}, {len(man['layers'])} layers, "
                f"compile {man['compile_seconds'] * 1000:.0f} ms)")
     for l in man["layers"]:
         if l["class_name"] != "Input":
-            click.echo(f"  {l['name']:<24} {l['class_name']:<22} {l['lowering']}")
+            name, kind = safe_text(l["name"], False), safe_text(l["class_name"], False)
+            echo(f"  {name:<24} {kind:<22} {safe_text(l['lowering'], False)}")
     if result.report is not None:
-        click.echo(render(result.report))
-        click.echo("verified: yes")
+        echo(render(result.report))
+        echo("verified: yes")
     else:
-        click.echo("verified: no (--no-verify)")
+        echo("verified: no (--no-verify)")
 
 
 @main.command()
@@ -95,7 +174,7 @@ def check(source):
     from .build import load_model
 
     model = load_model(source)
-    click.echo(f"ok: {model.name}: {len(model.layers)} layers, {model.parameter_count:,} parameters")
+    echo(f"ok: {model.name}: {len(model.layers)} layers, {model.parameter_count:,} parameters")
 
 
 @main.command()
@@ -108,7 +187,7 @@ def summary(source, as_json):
     from .summary import render_summary, summary_rows
 
     model = load_model(source)
-    click.echo(json.dumps(summary_rows(model), indent=2) if as_json else render_summary(model))
+    echo(json.dumps(summary_rows(model), indent=2) if as_json else render_summary(model))
 
 
 @main.command()
@@ -127,9 +206,11 @@ def run(out_dir, input_files, save, threads):
     from .feeds import read_inputs
 
     session = open_session(out_dir, threads=threads)
+    if save:
+        _check_save_path(save, [*input_files, *(out_dir / a for a in ("model.onnx", "manifest.json"))])
     results = []
     for path in input_files:
-        feeds = read_inputs(path)
+        feeds = read_inputs(path, names=session.input_names)
         if list(feeds) == [""]:
             feeds = feeds[""]
         results.append(session.run(feeds))
@@ -137,16 +218,34 @@ def run(out_dir, input_files, save, threads):
         arrays = {(f"{k}" if len(results) == 1 else f"call{i}/{k}"): v
                   for i, r in enumerate(results) for k, v in r.items()}
         tmp = save.with_name(save.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, save)
-        click.echo(f"wrote {save} ({', '.join(arrays)})")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, save)
+        except OSError as e:
+            raise RunError(f"cannot write the outputs: {e.strerror or e}", where=str(save)) from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        echo(f"wrote {save} ({', '.join(arrays)})")
         return
     np.set_printoptions(precision=6, suppress=True, linewidth=120, threshold=200)
     for i, r in enumerate(results):
         for k, v in r.items():
-            label = k if len(results) == 1 else f"call {i}: {k}"
-            click.echo(f"{label} {v.dtype} {list(v.shape)}\n{v}")
+            label = safe_text(k if len(results) == 1 else f"call {i}: {k}", False)
+            echo(f"{label} {v.dtype} {list(v.shape)}\n{v}")
+
+
+def _check_save_path(save: Path, reads: list[Path]) -> None:
+    from .outdir import check_not_overwriting
+
+    parent = save.parent
+    if not parent.is_dir():
+        raise RunError(f"cannot save there: the directory {str(parent)!r} does not exist "
+                       f"(create it first)", where=str(save))
+    if save.is_dir():
+        raise RunError("is a directory; expected an .npz file name", where=str(save))
+    check_not_overwriting(reads, [save])
 
 
 @main.command()
@@ -160,8 +259,8 @@ def verify(out_dir, seed, threads):
     from .verify import render
 
     report = verify_dir(out_dir, seed=seed, threads=threads)  # raises, with the report, on failure
-    click.echo(render(report))
-    click.echo("verified: yes")
+    echo(render(report))
+    echo("verified: yes")
 
 
 @main.command()
@@ -170,7 +269,7 @@ def schema():
     """Print the spec's JSON Schema (with plugin layer kinds)."""
     from .schema import spec_schema
 
-    click.echo(json.dumps(spec_schema(), indent=2))
+    echo(json.dumps(spec_schema(), indent=2))
 
 
 @main.command("import")
@@ -181,9 +280,14 @@ def schema():
 def import_(source, out_path):
     """Turn a Keras model file (.keras or .h5) into a spec and a weights file."""
     from .keras_import import write_spec
+    from .outdir import check_not_overwriting
 
+    npz_path = out_path.with_suffix(".npz")  # where write_spec puts the weights
+    if npz_path == out_path:
+        npz_path = out_path.with_name(out_path.name + ".npz")
+    check_not_overwriting([source], [out_path, npz_path])
     written = write_spec(source, out_path)
-    click.echo(f"wrote {', '.join(str(p) for p in written)}")
+    echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def _int_list(ctx, param, value):
@@ -228,12 +332,12 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
                        warmup=warmup, seed=seed, processes=not no_process, plugins=tuple(plugins))
     data = json.dumps(result.to_dict(), indent=2)
     if json_path is not None and str(json_path) == "-":
-        click.echo(data)
+        echo(data)
         return
-    click.echo(render(result))
+    echo(render(result))
     if json_path is not None:
         json_path.write_text(data + "\n")
-        click.echo(f"wrote {json_path}")
+        echo(f"wrote {json_path}")
 
 
 @main.command()
@@ -256,10 +360,10 @@ def conformance(report_path, examples, seed, goldens, suites, verbose):
     from .errors import VerificationError
 
     report = run_conformance(examples=examples, seed=seed, goldens=goldens, suites=suites)
-    click.echo(render(report, verbose=verbose))
+    echo(render(report, verbose=verbose))
     if report_path is not None:
         write_report(report, report_path)
-        click.echo(f"wrote {report_path}")
+        echo(f"wrote {report_path}")
     if not report.passed:
         raise VerificationError(f"{report.failed} conformance case(s) failed", where="conformance")
 

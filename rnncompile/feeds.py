@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import ModelFileError, Problem, RunError
 from .jsonfile import read_json_file
-from .npz import expected_text, read_npy, read_npz, summarize
+from .npz import NpzFile, expected_text, read_npy, summarize
 
 
 def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -16,12 +16,7 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
     the declared dtypes; raises RunError naming the input and what was expected."""
     out = {}
     names = [i["name"] for i in inputs]
-    extra = sorted(set(feeds) - set(names))
-    if extra:
-        raise RunError(summarize([Problem(f"input {k!r}", f"unknown input {k!r}"
-                                          + (f"; the model's inputs are: {expected_text(names)}"
-                                             if i == 0 else ""))
-                                  for i, k in enumerate(extra)], "more unknown inputs"))
+    check_input_names(list(feeds), names)
     batch = None
     for spec in inputs:
         name = spec["name"]
@@ -59,6 +54,16 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
     return out
 
 
+def check_input_names(found: list[str], names: list[str]) -> None:
+    """Refuse inputs the model does not have; the message is bounded however many there are."""
+    extra = sorted(set(found) - set(names))
+    if extra:
+        raise RunError(summarize([Problem(f"input {k!r}", f"unknown input {k!r}"
+                                          + (f"; the model's inputs are: {expected_text(names)}"
+                                             if i == 0 else ""))
+                                  for i, k in enumerate(extra)], "more unknown inputs"))
+
+
 def check_not_empty(name: str, shape: tuple) -> None:
     """A batch of 0 rows or a sequence of 0 steps is refused: onnxruntime's recurrent kernels
     crash the process on them, and Keras has no answer either (docs/security.md)."""
@@ -86,7 +91,10 @@ def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, n
         raise RunError(f"cannot read input file: {e.strerror or e}", where=str(path)) from None
     if suffix == ".npz":
         try:
-            return read_npz(path, "input file", expected=names)
+            with NpzFile(path, "input file") as npz:
+                if names is not None:
+                    check_input_names(npz.keys, names)  # before anything is inflated
+                return {k: npz.read(k) for k in npz.keys}
         except ModelFileError as e:
             raise RunError(e.problems) from None
     if suffix == ".npy":
