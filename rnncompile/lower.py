@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import LayerContractError
 from .layer import Sym, TensorType
 from .onnx_graph import GraphBuilder, describe, finish
@@ -86,12 +88,14 @@ def lower(model: Model, expose_layers: bool = False, stop_after: str | None = No
             break
 
     if stop_after is None:
+        guard = _guard(g)
         for ref in model.outputs:
             sym = syms[ref.layer][ref.index]
             name = model.output_name(ref)
-            g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
+            g.add_output(guard(sym.name, sym.type), name, sym.type.dtype, _out_dims(sym.type.shape, name))
         for s, o in state_outputs:
-            g.add_output(o.name, s.output_name, "float32", ["batch", *s.shape])
+            g.add_output(guard(o.name, TensorType((None, *s.shape))), s.output_name, "float32",
+                         ["batch", *s.shape])
     exposed = _expose(g, model, syms) if (expose_layers or stop_after is not None) else {}
 
     try:
@@ -103,6 +107,25 @@ def lower(model: Model, expose_layers: bool = False, stop_after: str | None = No
         raise _InvalidGraph(e) from e
     _check_shapes(model, syms, shapes)
     return Lowered(model_bytes, describe(model_bytes), exposed)
+
+
+def _guard(g: GraphBuilder):
+    """value -> value with NaN in the batch rows that a layer declared invalid (g.row_guards)."""
+    if not g.row_guards:
+        return lambda value, t: value
+    with g.scope("row_guard"):
+        ok = g.row_guards[0]
+        for other in g.row_guards[1:]:
+            ok = g.op("Min", ok, other)
+        ok = g.cast(ok, "bool")
+        nan = g.const(np.float32(np.nan))
+
+    def apply(value: str, t: TensorType) -> str:
+        if t.dtype != "float32":
+            return value
+        with g.scope("row_guard"):
+            return g.op("Where", g.unsqueeze(ok, list(range(1, t.rank))) if t.rank > 1 else ok, value, nan)
+    return apply
 
 
 class _InvalidGraph(Exception):

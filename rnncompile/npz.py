@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import lzma
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,10 +19,11 @@ from .errors import ModelFileError, Problem
 
 _ALLOWED_KINDS = "biuf"  # bool, int, uint, float
 #: What zipfile, zlib and numpy's .npy header parser raise on damaged data (found by fuzzing:
-#: corrupt deflate streams, unknown compression methods, the encryption flag, garbled headers).
+#: corrupt deflate streams, unknown compression methods, the encryption flag, garbled headers;
+#: tools/fuzz.py found tokenize.TokenError from numpy's header parser on a damaged .npy).
 _DAMAGED = (zipfile.BadZipFile, OSError, EOFError, ValueError, TypeError, KeyError, zlib.error,
             lzma.LZMAError, NotImplementedError, RuntimeError, OverflowError, struct.error,
-            SyntaxError, MemoryError)
+            SyntaxError, MemoryError, tokenize.TokenError)
 #: Problems listed one by one before the rest are summed up in one line.
 MAX_LISTED = 10
 

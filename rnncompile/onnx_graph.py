@@ -49,6 +49,8 @@ class GraphBuilder:
         #: Per-graph memo for lowerings that share work across layers (e.g. one set of mask
         #: index tensors per mask). Keys are owned by the lowering that sets them.
         self.memo: dict = {}
+        #: float32 [batch] tensors, 0 for a batch row whose inputs are invalid (see guard_rows).
+        self.row_guards: list[str] = []
 
     # -- naming -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -73,6 +75,12 @@ class GraphBuilder:
         sub._counts = self._counts
         sub.const = self.const  # constants live in the outermost graph
         return sub
+
+    def guard_rows(self, ok: str) -> None:
+        """Declare a float32 [batch] tensor that is 0 (else 1) for rows whose inputs have no answer (a token
+        id outside the vocabulary): the lowering pass makes every float model output NaN there,
+        since a graph cannot raise an error."""
+        self.row_guards.append(ok)
 
     def to_graph(self) -> onnx.GraphProto:
         """The body graph of a subgraph builder (see `subgraph`)."""
