@@ -189,7 +189,7 @@ def test_publish_waits_for_the_lock_of_another_build(tmp_path):
 def test_concurrent_builds_into_one_out(tmp_path):
     spec = write_spec(tmp_path, SMALL)
     out = tmp_path / "out"
-    procs = [_cli_process(["build", spec, "-o", out, "--no-verify"]) for _ in range(4)]
+    procs = [_cli_process(["build", spec, "-o", out, "--no-verify"]) for _ in range(3)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
