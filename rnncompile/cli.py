@@ -131,7 +131,30 @@ def command(f):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Click's own messages (usage errors naming a path, "Aborted!") go through `echo` too, and
+    Ctrl-C while arguments are parsed exits 130 like everywhere else."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            if isinstance(e, click.UsageError) and ctx is not None:
+                echo(f"{ctx.get_usage()}\nTry '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n",
+                     err=True)
+            echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort as e:
+            interrupted = isinstance(e.__cause__, KeyboardInterrupt)
+            echo("error: interrupted (SIGINT)" if interrupted else "Aborted!", err=True)
+            sys.exit(EXIT_SIGINT if interrupted else 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnncompile")
 def main():
     """Compile Keras-style recurrent models (JSON spec or .keras/.h5 file) to verified ONNX."""

@@ -277,6 +277,10 @@ def test_control_characters_are_escaped_in_every_message(tmp_path):
     assert rc == 2
     assert "\x1b" not in err and "\r" not in err and "\x9b" not in err, repr(err)
     assert err.count("\n") == 1 and "\\x1b[2J" in err
+    evil_out = tmp_path / "o\x1b]0;title\x07"
+    evil_out.write_text("a file, so click's own check of -o names it")
+    rc, out, err = cli("build", write_spec(tmp_path, GOOD), "-o", evil_out)
+    assert rc == 2 and "is a file" in err and "\x1b" not in err and "\x07" not in err, repr(err)
 
 
 # ---------------------------------------------------------------------------------------------
