@@ -438,9 +438,11 @@ class _Builder:
         """The spec's `weights` path, which must stay inside the spec's directory (no absolute
         path, no `..`, no symlink leading out) unless external weights are allowed."""
         name = self.spec["weights"]
-        if len(name) > 4096 or "\0" in name:
-            self.fail("$.weights", f"expected a file name of at most 4096 characters, found "
-                                   f"{len(name)} characters")
+        if len(name) > 4096:
+            self.fail("$.weights", f"expected a path of at most 4096 characters, found {len(name)}")
+            return None
+        if "\0" in name:
+            self.fail("$.weights", "expected a file path, found one with a NUL character")
             return None
         path = self.base_dir / name
         if limits.current().allow_external_weights:
