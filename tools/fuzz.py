@@ -11,7 +11,7 @@ Targets (all mutate the committed fixtures in tests/fuzz_corpus/ and tests/keras
 Outcomes: ok, error (a clean RnnCompileError), and the failures: bug (any other exception),
 memory (MemoryError under the address-space limit), crash (the worker died of a signal), hang
 (no answer within --timeout seconds). A failure is re-run in a fresh worker; the input is saved
-under tests/fuzz_regressions/<target>/ (tests/test_fuzz.py replays every file there).
+under tests/fuzz_regressions/<target>/, listed in its found.jsonl (tests/test_fuzz.py replays them).
 
     python tools/fuzz.py --minutes 30                 # all targets, until time is up
     python tools/fuzz.py --count 200 --targets keras  # a fixed number of inputs per target
@@ -39,6 +39,7 @@ REGRESSIONS = ROOT / "tests" / "fuzz_regressions"
 KERAS_MODELS = ROOT / "tests" / "keras_models"
 TARGETS = ("spec", "weights", "npz", "npy", "json", "keras")
 FAILURES = ("bug", "memory", "crash", "hang")
+INDEX = "found.jsonl"  # one line per saved input: file, outcome, detail
 SUFFIX = {"spec": ".json", "weights": ".npz", "npz": ".npz", "npy": ".npy", "json": ".json"}
 
 
@@ -259,6 +260,9 @@ def fuzz(targets=TARGETS, count: int | None = None, minutes: float | None = None
                         name = hashlib.sha1(data).hexdigest()[:12] + path.suffix
                         (d / name).write_bytes(data)
                         record["file"] = str((d / name).relative_to(ROOT) if d.is_relative_to(ROOT) else d / name)
+                        with open(d / INDEX, "a") as f:  # what was found, for the replaying tests
+                            f.write(json.dumps({"file": name, "outcome": answer["outcome"],
+                                                "detail": answer.get("detail", ""), "seed_file": src.name}) + "\n")
                     stats["failures"].append(record)
                     log(f"FAILURE {target} {answer['outcome']}: {answer.get('detail', '')} "
                         f"[{record.get('file', src.name)}]")
