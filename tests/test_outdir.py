@@ -157,6 +157,16 @@ def test_unwritable_parent(tmp_path):
         ro.chmod(0o700)
 
 
+def test_unwritable_parent_message(tmp_path, monkeypatch):
+    """The same refusal where the tests run as root (who may write anywhere)."""
+    from rnncompile import outdir
+
+    monkeypatch.setattr(outdir.os, "access", lambda path, mode: False)
+    with pytest.raises(OutputError, match="cannot write there: permission denied"):
+        build(SMALL, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def _cli_process(args, env_extra=None, prelude=""):
     code = (f"import sys\n{prelude}\nfrom rnncompile.cli import main\n"
             "sys.argv = ['rnncompile'] + sys.argv[1:]\nmain()")
