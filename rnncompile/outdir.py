@@ -212,6 +212,9 @@ def publish(out: str | Path, write: Callable[[Path], None]) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:100]}.rnncompile-", dir=parent))
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # as `mkdir OUT` would make it (mkdtemp gives 0700)
     except OSError as e:
         raise OutputError(f"cannot create the output directory: {e.strerror or e}", where=str(out)) from None
     try:
