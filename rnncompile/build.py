@@ -5,27 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, outdir
 from .backends import RunnerFactory, default_factory
-from .errors import LayerContractError, Problem, RunError, SpecError, VerificationError
+from .errors import LayerContractError, Problem, RunError, VerificationError
+from .jsonfile import read_json_file
 from .lower import Lowered, lower
 from .runtime import Session
+from .schema import validate
 from .spec import Model, load_spec
 from .targets import Target, get_target
 from .verify import Report, conditioning, input_infos, localize, make_cases, verify
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-ARTIFACTS = ("model.onnx", "manifest.json", "report.json", "spec.json", "weights.npz",
-             # tensorrt target (rnncompile/backends/tensorrt.py): trtexec line, engine and its files
-             "trtexec.sh", "model.plan", "engine.json", "engine_report.json", "timing.cache")
+ARTIFACTS = outdir.ARTIFACTS
 
 
 def load_model(source: str | Path | dict) -> Model:
@@ -98,13 +96,8 @@ class BuildResult:
 
 
 def _prepare_out(out_dir: Path) -> None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise SpecError("output path exists and is not a directory", where=str(out_dir))
-        contents = {p.name for p in out_dir.iterdir()}
-        if contents and not (contents <= set(ARTIFACTS) and "manifest.json" in contents):
-            raise SpecError("output directory is not empty and was not written by rnncompile; "
-                            "refusing to overwrite it", where=str(out_dir))
+    """Fail fast when OUT could not be replaced (checked again at publish: rnncompile.outdir)."""
+    outdir.check(out_dir)
 
 
 def verification_failure(model: Model, io: dict, report: Report, problem: Problem, seed: int,
@@ -155,10 +148,8 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
             raise verification_failure(model, man, report, Problem(
                 str(out_dir), "model.onnx disagrees with the reference (see the report below); "
                               "nothing was written"), seed, make_runner, target)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
-    try:
+
+    def write(tmp: Path) -> None:
         (tmp / "model.onnx").write_bytes(lowered.model_bytes)
         (tmp / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
         if report is not None:
@@ -174,17 +165,25 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
                 (tmp / name).write_text(text)
                 if name.endswith(".sh"):
                     os.chmod(tmp / name, 0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    outdir.publish(out_dir, write)  # checks OUT again, under a lock; cleans up on any failure
     return BuildResult(out_dir, model, man, report)
 
 
 # ---------------------------------------------------------------------------------------------
 # Using a built directory.
+
+
+_IO_ENTRY = {"type": "object", "required": ["name", "dtype", "shape"], "properties": {
+    "name": {"type": "string"}, "dtype": {"enum": ["float32", "int32", "int64"]},
+    "shape": {"type": "array", "items": {"type": ["integer", "string", "null"]}},
+    "token_range": {"type": "integer", "minimum": 1}}}
+#: What running a build directory relies on in its manifest.json.
+MANIFEST_SCHEMA = {"type": "object", "required": ["inputs", "outputs"], "properties": {
+    "inputs": {"type": "array", "items": _IO_ENTRY}, "outputs": {"type": "array", "items": _IO_ENTRY},
+    "states": {"type": "array", "items": {"type": "object", "required": ["input", "output", "shape"],
+               "properties": {"input": {"type": "string"}, "output": {"type": "string"},
+                              "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}}}}
 
 
 def read_manifest(out_dir: str | Path) -> dict:
@@ -193,9 +192,14 @@ def read_manifest(out_dir: str | Path) -> dict:
     if not path.is_file():
         raise RunError("not an rnncompile build directory (no manifest.json)", where=str(out_dir))
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"damaged manifest.json: {e}", where=str(path)) from None
+        man = read_json_file(path, "manifest.json", RunError)
+    except RunError as e:
+        raise RunError([Problem(p.where, f"damaged manifest.json: {p.message}") for p in e.problems]) from None
+    problems = validate(man, MANIFEST_SCHEMA, "$", "manifest.json")
+    if problems:
+        raise RunError([Problem(f"{path}: {p.where}", f"damaged manifest.json: {p.message}")
+                        for p in problems[:10]])
+    return man
 
 
 @dataclass(frozen=True)

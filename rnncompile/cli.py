@@ -1,54 +1,118 @@
 """The `rnncompile` command. It only parses arguments and renders results; the work is in the
-library. Exit codes: 0 ok, 1 verification failed, 2 invalid input, 3 internal error."""
+library. Exit codes: 0 ok, 1 verification failed, 2 invalid input, 3 internal error, 130
+interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM (docs/security.md)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .errors import RnnCompileError, VerificationError
+from . import limits
+from .console import echo, safe_text
+from .errors import RnnCompileError, RunError, Terminated, VerificationError
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+_MAX_WHERE = 400
+
+
+def _short(where: str) -> str:
+    return where if len(where) <= _MAX_WHERE else where[:_MAX_WHERE // 2] + " ... " + where[-_MAX_WHERE // 2:]
 
 
 def _fail(e: RnnCompileError) -> None:
-    for p in e.problems:
-        click.echo(f"error: {p.where}: {p.message}", err=True)
+    for p in e.problems:  # one line each, whatever a file put in a name or path
+        echo(f"error: {safe_text(_short(p.where), False)}: {safe_text(p.message, False)}", err=True)
     report = e.report if isinstance(e, VerificationError) else None
     if report is not None:
         from .verify import render
-        click.echo(render(report), err=True)
+        echo(render(report), err=True)
     sys.exit(e.exit_code)
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises Terminated (as SIGINT raises KeyboardInterrupt), so temporary files are
+    removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _size_option(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return limits.parse_size(value, f"--{param.name.replace('_', '-')}")
+    except RnnCompileError as e:
+        raise click.BadParameter(e.problems[0].message) from None
+
+
 def command(f):
-    """Common options and error handling for every subcommand."""
+    """Common options (plugins, limits) and error handling for every subcommand."""
     @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
                   help="Import a module (or .py file) defining custom layer kinds. Repeatable.")
+    @click.option("--max-json-bytes", callback=_size_option, metavar="SIZE",
+                  help="Largest JSON file read (spec, inputs, manifest). Default 64M.")
+    @click.option("--max-json-depth", callback=_size_option, metavar="N",
+                  help="Deepest JSON nesting accepted. Default 64.")
+    @click.option("--max-npz-bytes", callback=_size_option, metavar="SIZE",
+                  help="Largest uncompressed .npz/.npy (weights, inputs). Default 4G.")
+    @click.option("--max-npz-members", callback=_size_option, metavar="N",
+                  help="Most arrays in one .npz. Default 100000.")
+    @click.option("--allow-external-weights", is_flag=True, default=None,
+                  help="Let a spec's `weights` path leave the spec's directory (absolute, `..`, "
+                       "symbolic links).")
     @functools.wraps(f)
-    def wrapper(*args, plugins=(), **kwargs):
+    def wrapper(*args, plugins=(), max_json_bytes=None, max_json_depth=None, max_npz_bytes=None,
+                max_npz_members=None, allow_external_weights=None, **kwargs):
         from . import plugins as plug
         try:
-            plug.load_entry_points()
-            for p in plugins:
-                plug.load_plugin(p)
-            return f(*args, **kwargs)
+            with _sigterm_unwinds(), limits.override(
+                    json_bytes=max_json_bytes, json_depth=max_json_depth, npz_bytes=max_npz_bytes,
+                    npz_members=max_npz_members, allow_external_weights=allow_external_weights):
+                plug.load_entry_points()
+                for p in plugins:
+                    plug.load_plugin(p)
+                return f(*args, **kwargs)
         except RnnCompileError as e:
             _fail(e)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
+        except KeyboardInterrupt:
+            echo("error: interrupted (SIGINT): temporary files removed; any output is either as it "
+                 "was or complete", err=True)
+            sys.exit(EXIT_SIGINT)
+        except Terminated:
+            echo("error: terminated (SIGTERM): temporary files removed; any output is either as it "
+                 "was or complete", err=True)
+            sys.exit(EXIT_SIGTERM)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except MemoryError:
-            click.echo("error: out of memory: the model or its inputs are too large for this machine "
-                       "(nothing was written)", err=True)
+            echo("error: out of memory: the model or its inputs are too large for this machine "
+                 "(nothing was written)", err=True)
             sys.exit(2)
         except Exception as e:  # an internal bug: say so plainly, no traceback unless asked
             if os.environ.get("RNNCOMPILE_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(e).__name__}: {e} (set RNNCOMPILE_DEBUG=1 for a traceback; "
-                       "please report it)", err=True)
+            echo(f"internal error: {type(e).__name__}: {e} (set RNNCOMPILE_DEBUG=1 for a traceback; "
+                 "please report it)", err=True)
             sys.exit(3)
     return wrapper
 
@@ -82,7 +146,30 @@ def _factory(backend, out_dir):
     return runner_factory(backend, out_dir=str(out_dir), precision=read_manifest(out_dir).get("precision"))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Click's own messages (usage errors naming a path, "Aborted!") go through `echo` too, and
+    Ctrl-C while arguments are parsed exits 130 like everywhere else."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            if isinstance(e, click.UsageError) and ctx is not None:
+                echo(f"{ctx.get_usage()}\nTry '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n",
+                     err=True)
+            echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort as e:
+            interrupted = isinstance(e.__cause__, KeyboardInterrupt)
+            echo("error: interrupted (SIGINT)" if interrupted else "Aborted!", err=True)
+            sys.exit(EXIT_SIGINT if interrupted else 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnncompile")
 def main():
     """Compile Keras-style recurrent models (JSON spec or .keras/.h5 file) to verified ONNX."""
@@ -108,16 +195,17 @@ def build(source, out_dir, seed, no_verify, threads, target, precision):
     result = do_build(source, out_dir, seed=seed, verify_model=not no_verify, threads=threads,
                       target=get_target(target, precision))
     man = result.manifest
-    click.echo(f"built {out_dir}/model.onnx  (opset {man['opset']}, {len(man['layers'])} layers, "
+    echo(f"built {out_dir}/model.onnx  (opset {man['opset']}, {len(man['layers'])} layers, "
                f"compile {man['compile_seconds'] * 1000:.0f} ms)")
     for l in man["layers"]:
         if l["class_name"] != "Input":
-            click.echo(f"  {l['name']:<24} {l['class_name']:<22} {l['lowering']}")
+            name, kind = safe_text(l["name"], False), safe_text(l["class_name"], False)
+            echo(f"  {name:<24} {kind:<22} {safe_text(l['lowering'], False)}")
     if result.report is not None:
-        click.echo(render(result.report))
-        click.echo("verified: yes")
+        echo(render(result.report))
+        echo("verified: yes")
     else:
-        click.echo("verified: no (--no-verify)")
+        echo("verified: no (--no-verify)")
 
 
 @main.command()
@@ -137,7 +225,7 @@ def check(source, target, precision):
     blocked = check_target(model, t)
     if blocked:
         raise TargetError(blocked)
-    click.echo(f"ok: {model.name}: {len(model.layers)} layers, {model.parameter_count:,} parameters; "
+    echo(f"ok: {model.name}: {len(model.layers)} layers, {model.parameter_count:,} parameters; "
                f"lowers for {t}")
 
 
@@ -155,7 +243,7 @@ def summary(source, as_json, target, precision):
 
     model = load_model(source)
     t = get_target(target, precision)
-    click.echo(json.dumps(summary_rows(model, t), indent=2) if as_json else render_summary(model, t))
+    echo(json.dumps(summary_rows(model, t), indent=2) if as_json else render_summary(model, t))
 
 
 @main.command()
@@ -175,9 +263,11 @@ def run(out_dir, input_files, save, threads, backend):
     from .feeds import read_inputs
 
     session = open_session(out_dir, threads=threads, runner_factory=_factory(backend, out_dir))
+    if save:
+        _check_save_path(save, [*input_files, *(out_dir / a for a in ("model.onnx", "manifest.json"))])
     results = []
     for path in input_files:
-        feeds = read_inputs(path)
+        feeds = read_inputs(path, names=session.input_names)
         if list(feeds) == [""]:
             feeds = feeds[""]
         results.append(session.run(feeds))
@@ -185,16 +275,34 @@ def run(out_dir, input_files, save, threads, backend):
         arrays = {(f"{k}" if len(results) == 1 else f"call{i}/{k}"): v
                   for i, r in enumerate(results) for k, v in r.items()}
         tmp = save.with_name(save.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, save)
-        click.echo(f"wrote {save} ({', '.join(arrays)})")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, save)
+        except OSError as e:
+            raise RunError(f"cannot write the outputs: {e.strerror or e}", where=str(save)) from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        echo(f"wrote {save} ({', '.join(arrays)})")
         return
     np.set_printoptions(precision=6, suppress=True, linewidth=120, threshold=200)
     for i, r in enumerate(results):
         for k, v in r.items():
-            label = k if len(results) == 1 else f"call {i}: {k}"
-            click.echo(f"{label} {v.dtype} {list(v.shape)}\n{v}")
+            label = safe_text(k if len(results) == 1 else f"call {i}: {k}", False)
+            echo(f"{label} {v.dtype} {list(v.shape)}\n{v}")
+
+
+def _check_save_path(save: Path, reads: list[Path]) -> None:
+    from .outdir import check_not_overwriting
+
+    parent = save.parent
+    if not parent.is_dir():
+        raise RunError(f"cannot save there: the directory {str(parent)!r} does not exist "
+                       f"(create it first)", where=str(save))
+    if save.is_dir():
+        raise RunError("is a directory; expected an .npz file name", where=str(save))
+    check_not_overwriting(reads, [save])
 
 
 @main.command()
@@ -210,8 +318,8 @@ def verify(out_dir, seed, threads, backend):
 
     # raises, with the report, on failure
     report = verify_dir(out_dir, seed=seed, threads=threads, runner_factory=_factory(backend, out_dir))
-    click.echo(render(report))
-    click.echo("verified: yes")
+    echo(render(report))
+    echo("verified: yes")
 
 
 @main.command()
@@ -243,13 +351,13 @@ def engine(out_dir, profiles, workspace_mib, timing_cache, no_verify):
     if not info["available"]:
         raise RunError(f"cannot build engines here: {info['reason']}", where="rnncompile engine")
     summary = build_engine(out_dir, tuple(profiles), workspace_mib, timing_cache)
-    click.echo(f"built {out_dir}/model.plan (TensorRT {summary['tensorrt']}, {summary['gpu']}, "
+    echo(f"built {out_dir}/model.plan (TensorRT {summary['tensorrt']}, {summary['gpu']}, "
                f"{summary['build_seconds']} s)")
     if not no_verify:
         report = verify_dir(out_dir, runner_factory=_factory("tensorrt", out_dir))
         (Path(out_dir) / "engine_report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        click.echo(render(report))
-        click.echo("verified: yes")
+        echo(render(report))
+        echo("verified: yes")
 
 
 @main.command()
@@ -274,9 +382,9 @@ def drift(sources, out_dir, precision, steps, target, no_plot):
         worst = ", ".join(f"{o.name} {max(o.max_abs_error):.2e}" + (
             f" (out of tolerance from step {o.first_step_out_of_tolerance})" if o.first_step_out_of_tolerance
             else "") for o in report.outputs)
-        click.echo(f"{report.model}: {worst}; wrote {', '.join(str(p) for p in paths)}")
+        echo(f"{report.model}: {worst}; wrote {', '.join(str(p) for p in paths)}")
         for note in report.notes:
-            click.echo(f"  note: {note}")
+            echo(f"  note: {note}")
 
 
 @main.command("lint-tensorrt")
@@ -289,7 +397,7 @@ def lint_tensorrt(model_path, as_json):
     from .onnx_trt_check import check_model, render
 
     result = check_model(model_path)
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
+    echo(json.dumps(result.to_dict(), indent=2) if as_json else render(result))
     if not result.clean:
         sys.exit(1)
 
@@ -300,7 +408,7 @@ def schema():
     """Print the spec's JSON Schema (with plugin layer kinds)."""
     from .schema import spec_schema
 
-    click.echo(json.dumps(spec_schema(), indent=2))
+    echo(json.dumps(spec_schema(), indent=2))
 
 
 @main.command("import")
@@ -311,9 +419,14 @@ def schema():
 def import_(source, out_path):
     """Turn a Keras model file (.keras or .h5) into a spec and a weights file."""
     from .keras_import import write_spec
+    from .outdir import check_not_overwriting
 
+    npz_path = out_path.with_suffix(".npz")  # where write_spec puts the weights
+    if npz_path == out_path:
+        npz_path = out_path.with_name(out_path.name + ".npz")
+    check_not_overwriting([source], [out_path, npz_path])
     written = write_spec(source, out_path)
-    click.echo(f"wrote {', '.join(str(p) for p in written)}")
+    echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def _int_list(ctx, param, value):
@@ -359,12 +472,12 @@ def bench(out_dir, batches, steps, threads, patterns, runs, warmup, seed, no_pro
                        warmup=warmup, seed=seed, processes=not no_process, plugins=tuple(plugins))
     data = json.dumps(result.to_dict(), indent=2)
     if json_path is not None and str(json_path) == "-":
-        click.echo(data)
+        echo(data)
         return
-    click.echo(render(result))
+    echo(render(result))
     if json_path is not None:
         json_path.write_text(data + "\n")
-        click.echo(f"wrote {json_path}")
+        echo(f"wrote {json_path}")
 
 
 @main.command()
@@ -392,13 +505,13 @@ def audit(model_path, source, maps, report_path, precision, bench, seed, threads
 
     result = run_audit(model_path, source, parse_maps(maps), seed=seed, precision=precision,
                        bench=bench, threads=threads)
-    click.echo(render(result, verbose=verbose))
+    echo(render(result, verbose=verbose))
     if report_path is not None:
         try:
             report_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         except OSError as e:
             raise RunError(f"cannot write the report: {e.strerror}", where=str(report_path)) from None
-        click.echo(f"wrote {report_path}")
+        echo(f"wrote {report_path}")
     sys.exit(0 if result.conforms else 1)
 
 
@@ -422,10 +535,10 @@ def conformance(report_path, examples, seed, goldens, suites, verbose):
     from .errors import VerificationError
 
     report = run_conformance(examples=examples, seed=seed, goldens=goldens, suites=suites)
-    click.echo(render(report, verbose=verbose))
+    echo(render(report, verbose=verbose))
     if report_path is not None:
         write_report(report, report_path)
-        click.echo(f"wrote {report_path}")
+        echo(f"wrote {report_path}")
     if not report.passed:
         raise VerificationError(f"{report.failed} conformance case(s) failed", where="conformance")
 

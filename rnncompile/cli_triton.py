@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .console import echo
+
 
 def register(group: click.Group, command) -> None:
     group.add_command(click.command("triton")(_options(command(triton))))
@@ -35,14 +37,14 @@ def triton(out_dir, repo, name, version, max_batch_size, instance_count, instanc
                          max_sequence_idle_us=max_sequence_idle_us,
                          max_candidate_sequences=max_candidate_sequences, model_format=model_format)
     result = export_triton(out_dir, repo, opts, seed=seed, threads=threads)
-    click.echo(f"wrote {result.model_dir}/config.pbtxt and {result.model_dir}/{version}/{result.model_file}")
+    echo(f"wrote {result.model_dir}/config.pbtxt and {result.model_dir}/{version}/{result.model_file}")
     if result.stateful:
-        click.echo("stateful: sequence batcher, implicit state "
+        echo("stateful: sequence batcher, implicit state "
                    + ", ".join(f"{p.input} -> {p.output}" for p in result.states))
     if result.report is not None:
-        click.echo(render(result.report))
+        echo(render(result.report))
     for n, v in result.pad_values.items():
-        click.echo(f"batching tip: pad input {n!r} with {v:g} to a common length; the model masks it")
+        echo(f"batching tip: pad input {n!r} with {v:g} to a common length; the model masks it")
 
 
 _OPTIONS = [

@@ -1,6 +1,7 @@
 """Errors that reach the user. Each names where (a JSON path, a layer, a file) and what was expected.
 
-The CLI maps them to exit codes: 2 for bad input, 1 for a model that fails verification.
+The CLI maps them to exit codes: 2 for bad input, 1 for a model that fails verification, 3 for an
+internal error, 130 when interrupted by SIGINT (Ctrl-C) and 143 by SIGTERM.
 """
 from __future__ import annotations
 
@@ -54,6 +55,16 @@ class TargetError(InputError):
 
 class RunError(InputError):
     """Running a built model failed (bad inputs, missing artifacts, runtime refusal)."""
+
+
+class OutputError(RnnCompileError):
+    """An output path rnncompile will not write: a directory it cannot prove it created, a link,
+    the very file being read, a missing or unwritable parent."""
+
+
+class Terminated(BaseException):
+    """Raised (by the CLI's SIGTERM handler) to unwind like KeyboardInterrupt does for SIGINT,
+    so temporary files are removed before the process exits with 143."""
 
 
 class LayerContractError(RnnCompileError):

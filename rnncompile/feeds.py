@@ -1,13 +1,13 @@
 """Model inputs: checking what a user feeds against the model's inputs, and reading input files."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .errors import RunError
-from .npz import read_npz
+from .errors import ModelFileError, Problem, RunError
+from .jsonfile import read_json_file
+from .npz import NpzFile, expected_text, read_npy, summarize
 
 
 def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -15,9 +15,7 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
     the declared dtypes; raises RunError naming the input and what was expected."""
     out = {}
     names = [i["name"] for i in inputs]
-    for extra in sorted(set(feeds) - set(names)):
-        raise RunError(f"unknown input {extra!r}; the model's inputs are: {', '.join(names)}",
-                       where=f"input {extra!r}")
+    check_input_names(list(feeds), names)
     batch = None
     for spec in inputs:
         name = spec["name"]
@@ -32,6 +30,7 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
         for axis, (d, w) in enumerate(zip(arr.shape, want)):
             if isinstance(w, int) and w > 0 and d != w:
                 raise RunError(f"axis {axis} must be {w}, got shape {arr.shape}", where=f"input {name!r}")
+        check_not_empty(name, arr.shape)
         if arr.ndim and (batch is None):
             batch = arr.shape[0]
         elif arr.ndim and arr.shape[0] != batch:
@@ -54,38 +53,75 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
     return out
 
 
+def check_input_names(found: list[str], names: list[str]) -> None:
+    """Refuse inputs the model does not have; the message is bounded however many there are."""
+    extra = sorted(set(found) - set(names))
+    if extra:
+        raise RunError(summarize([Problem(f"input {k!r}", f"unknown input {k!r}"
+                                          + (f"; the model's inputs are: {expected_text(names)}"
+                                             if i == 0 else ""))
+                                  for i, k in enumerate(extra)], "more unknown inputs"))
+
+
+def check_not_empty(name: str, shape: tuple) -> None:
+    """A batch of 0 rows or a sequence of 0 steps is refused: onnxruntime's recurrent kernels
+    crash the process on them, and Keras has no answer either (docs/security.md)."""
+    for axis, d in enumerate(shape):
+        if d == 0:
+            what = {0: "batch of 0 rows", 1: "sequence of 0 time steps"}.get(axis, f"axis {axis} of size 0")
+            raise RunError(f"empty input (shape {tuple(shape)}): a {what} has nothing to compute; "
+                           f"expected at least 1", where=f"input {name!r}")
+
+
 def _shape_text(shape) -> str:
     return "(" + ", ".join(str(d) if isinstance(d, int) and d > 0 else (d or "?") for d in shape) + ")"
 
 
-def read_inputs(path: str | Path) -> dict[str, np.ndarray]:
+def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """Inputs from .npz (one array per input name), .npy (the single input) or .json
-    ({name: nested list})."""
+    ({name: nested list}). With `names`, an .npz member of another name is refused before
+    anything is inflated. Sizes are bounded by rnncompile.limits."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise RunError("input file not found", where=str(path))
+    try:
+        if not path.is_file():
+            raise RunError("input file not found", where=str(path))
+    except OSError as e:
+        raise RunError(f"cannot read input file: {e.strerror or e}", where=str(path)) from None
     if suffix == ".npz":
-        return read_npz(path, "input file")
+        try:
+            with NpzFile(path, "input file") as npz:
+                if names is not None:
+                    check_input_names(npz.keys, names)  # before anything is inflated
+                return {k: npz.read(k) for k in npz.keys}
+        except ModelFileError as e:
+            raise RunError(e.problems) from None
     if suffix == ".npy":
-        try:
-            return {"": np.load(path, allow_pickle=False)}
-        except (ValueError, OSError, EOFError) as e:
-            raise RunError(f"not a readable .npy array: {e}", where=str(path)) from None
+        return {"": read_npy(path, RunError, kinds="biufcUS")}  # complex, text: refused by input name later
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RunError(f"invalid JSON: {e}", where=str(path)) from None
+        data = read_json_file(path, "input file", RunError)
         if not isinstance(data, dict):
             raise RunError("expected an object {input name: array}", where=str(path))
         out = {}
         for k, v in data.items():
+            if _has_bool(v):
+                raise RunError("expected numbers, found true/false", where=f"{path}[{k}]")
             try:
                 out[k] = np.asarray(v)
-            except ValueError as e:
+            except (ValueError, OverflowError) as e:
                 raise RunError(f"not a rectangular array: {e}", where=f"{path}[{k}]") from None
-            if out[k].dtype.kind not in "biuf":
+            if out[k].dtype.kind not in "iuf":
                 raise RunError("expected numbers", where=f"{path}[{k}]")
         return out
     raise RunError("expected a .npz, .npy or .json input file", where=str(path))
+
+
+def _has_bool(value) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, list):
+            stack.extend(v)
+    return False

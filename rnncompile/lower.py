@@ -108,12 +108,14 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
             break
 
     if stop_after is None:
+        guard = _guard(g)
         for ref in model.outputs:
             sym = syms[ref.layer][ref.index]
             name = model.output_name(ref)
-            g.add_output(sym.name, name, sym.type.dtype, _out_dims(sym.type.shape, name))
+            g.add_output(guard(sym.name, sym.type), name, sym.type.dtype, _out_dims(sym.type.shape, name))
         for s, o in state_outputs:
-            g.add_output(o.name, _state_names(target, s)[1], "float32", ["batch", *s.shape])
+            g.add_output(guard(o.name, TensorType((None, *s.shape))), _state_names(target, s)[1], "float32",
+                         ["batch", *s.shape])
     exposed = _expose(g, model, syms) if (expose_layers or stop_after is not None) else {}
 
     try:
@@ -168,6 +170,25 @@ def _reset_states_on_start(g: GraphBuilder, model: Model, graph_inputs: dict[str
             sym = graph_inputs[s.input_name]
             graph_inputs[s.input_name] = Sym(g.op("Where", reset, g.const(np.float32(0)), sym.name),
                                              sym.type)
+
+
+def _guard(g: GraphBuilder):
+    """value -> value with NaN in the batch rows that a layer declared invalid (g.row_guards)."""
+    if not g.row_guards:
+        return lambda value, t: value
+    with g.scope("row_guard"):
+        ok = g.row_guards[0]
+        for other in g.row_guards[1:]:
+            ok = g.op("Min", ok, other)
+        ok = g.cast(ok, "bool")
+        nan = g.const(np.float32(np.nan))
+
+    def apply(value: str, t: TensorType) -> str:
+        if t.dtype != "float32":
+            return value
+        with g.scope("row_guard"):
+            return g.op("Where", g.unsqueeze(ok, list(range(1, t.rank))) if t.rank > 1 else ok, value, nan)
+    return apply
 
 
 class _InvalidGraph(Exception):

@@ -51,6 +51,8 @@ class GraphBuilder:
         self._counts: dict[str, int] = {}
         self._const_cache: dict[tuple, str] = {}
         self._shared: dict[type, object] = {}
+        #: float32 [batch] tensors, 0 for a batch row whose inputs are invalid (see guard_rows).
+        self.row_guards: list[str] = []
 
     def shared(self, cls: type):
         """The one instance of `cls` (a lowering's own typed state, built with `cls()`) for this
@@ -85,6 +87,12 @@ class GraphBuilder:
         sub._counts = self._counts
         sub.const = self.const  # constants live in the outermost graph
         return sub
+
+    def guard_rows(self, ok: str) -> None:
+        """Declare a float32 [batch] tensor that is 0 (else 1) for rows whose inputs have no answer (a token
+        id outside the vocabulary): the lowering pass makes every float model output NaN there,
+        since a graph cannot raise an error."""
+        self.row_guards.append(ok)
 
     def to_graph(self) -> onnx.GraphProto:
         """The body graph of a subgraph builder (see `subgraph`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import LayerContractError
+from .feeds import check_not_empty
 from .layer import Tensor
 from .spec import Model
 
@@ -17,6 +18,9 @@ def run_reference(model: Model, feeds: dict[str, np.ndarray],
     new carried states) are stored there by layer name, for localizing a disagreement."""
     values: dict[str, list[Tensor]] = {}
     new_states: dict[str, np.ndarray] = {}
+    for name in model.inputs:
+        if name in feeds:
+            check_not_empty(name, np.shape(feeds[name]))
     batch = next(iter(feeds.values())).shape[0] if feeds else 1
     for layer in model.layers.values():
         if layer.is_model_input:

@@ -32,7 +32,8 @@ class Session:
 
     @property
     def states(self) -> dict[str, np.ndarray]:
-        return dict(self._states or {})
+        """Copies of the carried states (changing them does not change the session's)."""
+        return {k: v.copy() for k, v in (self._states or {}).items()}
 
     def run(self, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         if not isinstance(inputs, dict):

@@ -112,9 +112,18 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: JSON Schema counts 2.0 as an integer; rnncompile does not (sizes and counts are written as
+#: integers, and a float there is refused with "expected integer, found float 2.0" rather than
+#: accepted here and rejected later by ONNX). Booleans are not integers either.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, v: isinstance(v, int) and not isinstance(v, bool)))
+
+
 def validate(instance: Any, schema: dict, root: str, what: str) -> list[Problem]:
     """Every violation of `schema` by `instance`, as Problems with JSON paths below `root`."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     problems = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator)):
         problems.append(_describe(err, json_path(err.absolute_path, root), what))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from . import layers as _builtin_layers  # noqa: F401  (registers the built-in kinds)
+from . import limits
 from .errors import ModelFileError, Problem, SpecError
+from .jsonfile import read_json_file, too_deep
 from .layer import REGISTRY, Layer, LayerError, Ref, TensorType
-from .npz import read_npz
-from .schema import REF_PATTERN, layer_schema, spec_schema, validate
+from .npz import NpzFile, expected_text, summarize
+from .schema import REF_PATTERN, json_path, layer_schema, spec_schema, validate
 
 #: Refuse models whose weights alone would take more than this (before allocating anything).
 MAX_PARAMETERS = 1 << 28  # 268M parameters, 1 GiB of float32
@@ -134,17 +138,22 @@ def _parse_ref(text: str) -> Ref:
 
 
 def read_json(path: str | Path, what: str = "spec") -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError([Problem(str(path), f"{what} file not found")])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError([Problem(str(path), f"cannot read {what}: {e}")]) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError([Problem(f"{path}:{e.lineno}:{e.colno}", f"invalid JSON: {e.msg}")]) from None
+    return read_json_file(path, what, SpecError)
+
+
+def non_finite_numbers(value: Any, root: str = "$") -> list[Problem]:
+    """Every NaN or infinite number in a parsed spec (JSON allows neither; Python's parser and
+    dict specs do), by JSON path."""
+    problems, stack = [], [(value, root)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            problems.append(Problem(path, f"expected a finite number, found {node!r}"))
+        elif isinstance(node, dict):
+            stack.extend((v, json_path([k], path)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return sorted(problems, key=lambda p: p.where)
 
 
 def load_spec(source: str | Path | dict, weights: dict[str, np.ndarray] | None = None,
@@ -161,6 +170,11 @@ def load_spec(source: str | Path | dict, weights: dict[str, np.ndarray] | None =
         base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
     if not isinstance(spec, dict):
         raise SpecError([Problem("$", f"expected a JSON object, found {type(spec).__name__}")])
+    if too_deep(spec, limits.current().json_depth):
+        raise SpecError([Problem("$", f"nested deeper than {limits.current().json_depth} levels")])
+    bad_numbers = non_finite_numbers(spec)
+    if bad_numbers:
+        raise SpecError(bad_numbers)
 
     top = spec_schema()
     top_shallow = dict(top, properties=dict(top["properties"]))
@@ -377,15 +391,8 @@ class _Builder:
         if total > MAX_PARAMETERS:
             self.fail("$.layers", f"the model has {total} parameters; the limit is {MAX_PARAMETERS}")
             return {}
-        where = "weights"
         if given is None and "weights" in self.spec:
-            path = self.base_dir / self.spec["weights"]
-            where = str(path)
-            try:
-                given = read_npz(path)
-            except ModelFileError as e:
-                self.problems += [Problem(f"$.weights ({p.where})", p.message) for p in e.problems]
-                return {}
+            return self._weights_file(expected)
         if given is None:
             rng = np.random.default_rng(int(self.spec.get("seed", 0)))
             out = {}
@@ -396,21 +403,92 @@ class _Builder:
         out = {}
         for key, shape in expected.items():
             if key not in given:
-                self.fail(f"{where}[{key}]", f"missing weight, expected shape {shape}")
-                continue
-            arr = np.asarray(given[key])
-            if arr.dtype.kind != "f":
-                self.fail(f"{where}[{key}]", f"expected float weights, found {arr.dtype}")
-                continue
-            if tuple(arr.shape) != shape:
-                self.fail(f"{where}[{key}]", f"expected shape {shape}, found {tuple(arr.shape)}")
-                continue
-            if not np.all(np.isfinite(arr)):
-                bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-                self.fail(f"{where}[{key}]", f"{bad} value(s) are NaN or infinite")
-                continue
-            out[key] = arr.astype(np.float32)
-        for key in sorted(set(given) - set(expected)):
-            self.fail(f"{where}[{key}]", "unexpected weight: no layer has it "
-                                         f"(expected keys: {', '.join(sorted(expected)) or 'none'})")
+                self.fail(f"weights[{key}]", f"missing weight, expected shape {shape}")
+            elif self._check_weight("weights", key, shape, np.asarray(given[key]).dtype,
+                                    np.shape(given[key])):
+                self._add_weight(out, "weights", key, np.asarray(given[key]))
+        self._unexpected("weights", set(given) - set(expected), expected)
         return out
+
+    def _weights_file(self, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        """Read the spec's weights file: its member names are checked first, then each expected
+        member's header (dtype, shape), and only then are the expected arrays inflated."""
+        path = self._weights_path()
+        if path is None:
+            return {}
+        where = str(path)
+        out: dict[str, np.ndarray] = {}
+        try:
+            with NpzFile(path) as npz:
+                keys = set(npz.keys)
+                self._unexpected(where, keys - set(expected), expected)
+                for key, shape in expected.items():
+                    if key not in keys:
+                        self.fail(f"{where}[{key}]", f"missing weight, expected shape {shape}")
+                        continue
+                    got_shape, dtype = npz.header(key)
+                    if self._check_weight(where, key, shape, dtype, got_shape):
+                        self._add_weight(out, where, key, npz.read(key))
+        except ModelFileError as e:
+            self.problems += [Problem(f"$.weights ({p.where})", p.message) for p in e.problems]
+            return {}
+        return out
+
+    def _weights_path(self) -> Path | None:
+        """The spec's `weights` path, which must stay inside the spec's directory (no absolute
+        path, no `..`, no symlink leading out) unless external weights are allowed."""
+        name = self.spec["weights"]
+        if len(name) > 4096:
+            self.fail("$.weights", f"expected a path of at most 4096 characters, found {len(name)}")
+            return None
+        if "\0" in name:
+            self.fail("$.weights", "expected a file path, found one with a NUL character")
+            return None
+        path = self.base_dir / name
+        if limits.current().allow_external_weights:
+            return path
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
+            self.fail("$.weights", f"{name!r} leaves the spec's directory (an absolute path or `..`); "
+                                   f"weights must sit beside the spec, or pass --allow-external-weights")
+            return None
+        try:
+            base = os.path.realpath(self.base_dir)
+            real = os.path.realpath(path)
+        except (OSError, ValueError) as e:
+            self.fail("$.weights", f"cannot resolve {name!r}: {e}")
+            return None
+        if os.path.commonpath([base, real]) != base:
+            self.fail("$.weights", f"{name!r} is a symbolic link (or under one) leading out of the "
+                                   f"spec's directory, to {real}; pass --allow-external-weights to "
+                                   f"allow it")
+            return None
+        return path
+
+    def _check_weight(self, where: str, key: str, shape: tuple, dtype: np.dtype, got: tuple) -> bool:
+        if dtype.kind != "f":
+            self.fail(f"{where}[{key}]", f"expected float weights, found {dtype}")
+        elif tuple(got) != shape:
+            self.fail(f"{where}[{key}]", f"expected shape {shape}, found {tuple(got)}")
+        else:
+            return True
+        return False
+
+    def _add_weight(self, out: dict, where: str, key: str, arr: np.ndarray) -> None:
+        """Store the float32 weight; finiteness is checked after the cast (a float64 1e39 is
+        finite but becomes +inf in float32)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = arr.astype(np.float32)
+        finite = np.isfinite(w)
+        if not finite.all():
+            bad = int(w.size - np.count_nonzero(finite))
+            big = "" if not np.isfinite(arr).all() else " in float32 (too large for float32)"
+            self.fail(f"{where}[{key}]", f"{bad} value(s) are NaN or infinite{big}")
+            return
+        out[key] = w
+
+    def _unexpected(self, where: str, keys: set[str], expected: dict) -> None:
+        problems = [Problem(f"{where}[{key}]", "unexpected weight: no layer has it"
+                            + (f" (expected keys: {expected_text(list(expected))})" if i == 0 else ""))
+                    for i, key in enumerate(sorted(keys))]
+        self.problems += summarize(problems, "more unexpected weights")

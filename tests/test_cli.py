@@ -34,8 +34,8 @@ def test_every_example_builds_verifies_and_runs(example, tmp_path):
     code, text = cli("build", example, "-o", out).combined
     assert code == 0, text
     assert "verified: yes" in text
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "report.json",
-                                                     "spec.json", "weights.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [".rnncompile-build", "manifest.json", "model.onnx",
+                                                     "report.json", "spec.json", "weights.npz"]
     report = json.loads((out / "report.json").read_text())
     assert report["verified"] and report["tolerance"] == {"atol": 1e-5, "rtol": 1e-5}
     for name, s in report["summary"].items():

@@ -9,6 +9,10 @@ A longer randomized run, with failures saved to .hypothesis/ and replayed:
     HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz.py
 
 RNNCOMPILE_FUZZ_EXAMPLES=N scales the number of examples of either profile.
+
+The end of this file runs the byte-level fuzzer tools/fuzz.py (every input in a memory- and
+time-limited worker process, so native crashes and hangs are caught) bounded and seeded, and
+replays every failing input it ever found (tests/fuzz_regressions/).
 """
 from __future__ import annotations
 
@@ -292,3 +296,76 @@ def test_fuzz_keras_model_files(index, edits, cut, tmp_path):
     p = tmp_path / src.name
     p.write_bytes(bytes(data))
     only_clean_errors(keras_import.load_model_file, p)
+
+
+# ---------------------------------------------------------------------------------------------
+# tools/fuzz.py: byte-level mutations of the committed fixtures (tests/fuzz_corpus/, the Keras
+# models), every input in a worker process with memory and time limits, so that a native crash
+# or a hang is recorded. Bounded and seeded here; `python tools/fuzz.py --minutes 30` for long
+# runs. Every failing input it found is committed under tests/fuzz_regressions/ and replayed.
+
+import importlib.util  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("rnncompile_fuzz_tool", ROOT / "tools" / "fuzz.py")
+fuzz_tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fuzz_tool)
+
+def _regressions() -> list[Path]:
+    """Every saved input, except that of the Keras hangs (each costs a timeout) only the first
+    4 are replayed unless RNNCOMPILE_FUZZ_REPLAY_ALL=1."""
+    found = []
+    for index in sorted((ROOT / "tests" / "fuzz_regressions").glob(f"*/{fuzz_tool.INDEX}")):
+        entries = [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
+        hangs = [e for e in entries if e["outcome"] == "hang"]
+        keep = hangs if os.environ.get("RNNCOMPILE_FUZZ_REPLAY_ALL") else hangs[:4]
+        found += [index.parent / e["file"] for e in entries if e["outcome"] != "hang" or e in keep]
+    return found
+
+
+REGRESSIONS = _regressions()
+#: Inputs that crash or hang libhdf5 inside the Keras reader (rnncompile/keras_import.py), whose
+#: crash containment is another change of issue 12. Strict: once contained, these XPASS and
+#: fail, so the marker is removed then.
+KERAS_READER_PENDING = pytest.mark.xfail(strict=True, reason="libhdf5 crash/hang: the Keras reader's "
+                                                             "containment (issue 12) is not merged yet")
+
+
+def test_fuzz_harness_bounded():
+    """8 mutated inputs per reader, seeded: only results and clean errors."""
+    stats = fuzz_tool.fuzz(fuzz_tool.TARGETS, count=8, seed=0, save=None, timeout=30, log=lambda m: None)
+    assert stats["runs"] == {t: 8 for t in fuzz_tool.TARGETS}
+    assert not stats["failures"], stats["failures"]
+
+
+@pytest.fixture(scope="module")
+def replayed():
+    return fuzz_tool.replay(REGRESSIONS, timeout=4)
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=f"{p.parent.name}/{p.name}",
+                                               marks=[KERAS_READER_PENDING] if p.parent.name == "keras" else [])
+                                  for p in REGRESSIONS])
+def test_fuzz_regressions(path, replayed):
+    """Every input the harness ever found failing now gives a result or a clean error."""
+    assert replayed[path]["outcome"] in ("ok", "error"), replayed[path]
+
+
+def test_every_regression_file_is_indexed():
+    """A saved input that its found.jsonl does not list would never be replayed."""
+    for d in (ROOT / "tests" / "fuzz_regressions").iterdir():
+        listed = [json.loads(line)["file"] for line in (d / fuzz_tool.INDEX).read_text().splitlines()]
+        assert sorted(listed) == sorted(p.name for p in d.iterdir() if p.name != fuzz_tool.INDEX), d
+
+
+def test_fuzz_worker_records_crashes_and_hangs():
+    """The harness itself: a worker that dies of a signal is a crash (and the next input gets a
+    fresh worker), one that does not answer in time a hang."""
+    corpus_input = ROOT / "tests" / "fuzz_corpus" / "input.npy"
+    worker = fuzz_tool.Worker(memory_bytes=3 << 30, timeout=3)
+    try:
+        assert worker.run("selftest-crash", corpus_input)["outcome"] == "crash"
+        assert worker.run("npy", corpus_input)["outcome"] == "ok"
+        assert worker.run("selftest-hang", corpus_input)["outcome"] == "hang"
+        assert worker.proc is None  # stopped: the next input starts a fresh one
+    finally:
+        worker.stop()

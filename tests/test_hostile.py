@@ -560,7 +560,8 @@ def test_wrong_input_shape_or_dtype(tmp_path, built, arr, what):
 
 
 def test_pickled_object_array_as_run_input(tmp_path, built):
-    run_fails(tmp_path, built, np.array([{"a": 1}], dtype=object), "in.npy", "not a readable .npy array")
+    run_fails(tmp_path, built, np.array([{"a": 1}], dtype=object), "in.npy", "holds object data",
+              "never unpickled")
 
 
 def test_run_input_json_cases(tmp_path, built):

@@ -289,6 +289,10 @@ def build_engine(out_dir: str | Path, profile_flags: tuple[str, ...] = (), works
     }
     (out / PLAN).write_bytes(plan)
     (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    from .. import outdir
+
+    written = [PLAN, SUMMARY] + ([timing_cache.name] if timing_cache.parent == out and timing_cache.is_file() else [])
+    outdir.adopt(out, written)  # a later `build -o OUT` may replace them
     return summary
 
 

@@ -1,4 +1,11 @@
-"""Embedding: integer ids -> vectors. With mask_zero, id 0 marks a padded step (mask = ids != 0)."""
+"""Embedding: integer ids -> vectors. With mask_zero, id 0 marks a padded step (mask = ids != 0).
+
+An id outside [0, input_dim) has no vector. rnncompile's CLI, Session and reference refuse it
+with a clear error. The ONNX artifact, which cannot raise, answers NaN in every float output of
+that batch row (ONNX Gather would wrap -1 to the last row, as Keras 3 on torch does: a
+plausible, silently wrong answer; and a NaN vector alone does not survive onnxruntime's
+recurrent kernels, which clamp their inputs), so a user of model.onnx in C++, Triton or plain
+onnxruntime never gets a number for it. docs/security.md records the measurements."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,6 +54,9 @@ class Embedding(Layer):
     def reference(self, inputs, weights):
         (x,) = inputs
         ids = np.asarray(x.data)
+        if ids.dtype.kind not in "iu":
+            raise RunError(f"expected integer token ids, got {ids.dtype} values",
+                           where=f"layer {self.name!r} (Embedding)")
         bad = (ids < 0) | (ids >= self["input_dim"])
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -57,8 +67,18 @@ class Embedding(Layer):
 
     def lower(self, g, inputs, weights):
         (x,) = inputs
+        # Ids outside [0, input_dim) read row 0 here, and their batch row is guarded: every
+        # float model output of that row becomes NaN (GraphBuilder.guard_rows). Integer
+        # comparisons only: TensorRT's parser takes no BOOL into Less/Greater.
+        dtype, n = x.type.dtype, self["input_dim"]
+        valid = g.op("And", g.op("Greater", x.name, g.const(np.array(-1, dtype))),
+                     g.op("Less", x.name, g.const(np.array(n, dtype))))
+        ids = g.op("Where", valid, x.name, g.const(np.array(0, dtype)))
         table = g.const(weights["embeddings"].astype(np.float32), name="embeddings")
-        out = g.op("Gather", table, x.name, axis=0)
+        out = g.op("Gather", table, ids, axis=0)
+        axes = list(range(1, x.type.rank))
+        ok = g.cast(valid, "float32")
+        g.guard_rows(g.reduce("ReduceMin", ok, axes) if axes else ok)
         mask = x.mask
         if self["mask_zero"]:
             mask = g.op("Not", g.op("Equal", x.name, g.const(np.array(0, x.type.dtype))))
