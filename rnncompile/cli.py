@@ -180,7 +180,7 @@ def schema():
 @command
 def import_(source, out_path):
     """Turn a Keras model file (.keras or .h5) into a spec and a weights file."""
-    from .keras_import import write_spec
+    from .keras import write_spec
 
     written = write_spec(source, out_path)
     click.echo(f"wrote {', '.join(str(p) for p in written)}")

@@ -270,7 +270,7 @@ def test_fuzz_npz_members(members, compression, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The Keras model file reader (rnncompile.keras_import).
+# The Keras model file reader (rnncompile.keras).
 
 KERAS_FILES = sorted((ROOT / "tests" / "keras_models").glob("*.keras"))[:3] + \
     sorted((ROOT / "tests" / "keras_models").glob("*.h5"))[:2]
@@ -282,7 +282,7 @@ KERAS_FILES = sorted((ROOT / "tests" / "keras_models").glob("*.keras"))[:3] + \
     st.tuples(st.integers(0, 10 ** 7), st.integers(0, 255)), min_size=1, max_size=6),
     cut=st.one_of(st.none(), st.integers(0, 10 ** 7)))
 def test_fuzz_keras_model_files(index, edits, cut, tmp_path):
-    keras_import = pytest.importorskip("rnncompile.keras_import")
+    keras_import = pytest.importorskip("rnncompile.keras")
     src = KERAS_FILES[index % len(KERAS_FILES)]
     data = bytearray(src.read_bytes())
     for pos, val in edits:

@@ -63,3 +63,17 @@ class Embedding(Layer):
         if self["mask_zero"]:
             mask = g.op("Not", g.op("Equal", x.name, g.const(np.array(0, x.type.dtype))))
         return [Sym(out, self.output_types_[0], mask)]
+
+    # -- Keras import ---------------------------------------------------------------------------
+    keras_classes = ("Embedding",)
+
+    @classmethod
+    def from_keras(cls, f):
+        out = {"input_dim": f.integer("input_dim"), "output_dim": f.integer("output_dim"),
+               "mask_zero": f.boolean("mask_zero", False)}
+        f.get("input_length")
+        f.refuse_set("lora_rank", "quantization_config", why="LoRA and quantized layers are not supported")
+        return out
+
+    def keras_new_mask(self):
+        return ("not_equal", 0.0) if self["mask_zero"] else None
