@@ -99,7 +99,8 @@ class _Reader:
         h5py = self.h5py
         if not isinstance(ds, h5py.Dataset):
             return {"error": "expected a weight array (HDF5 dataset), found a group"}
-        if ds.is_virtual or ds.external:
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count():
             return {"error": "weight array stored outside the file (external or virtual dataset); refused"}
         if ds.shape is None:
             return {"error": "weight array has no shape (an empty HDF5 dataspace)"}
@@ -111,7 +112,7 @@ class _Reader:
             return {"error": f"weight array has {values} elements (limit {self.limits['max_array_values']})"}
         nbytes = values * dt.itemsize
         stored = ds.id.get_storage_size()
-        if ds.compression is None and not ds.id.get_create_plist().get_nfilters() and stored < nbytes:
+        if not dcpl.get_nfilters() and stored < nbytes:
             return {"error": f"weight array declares {values} values ({nbytes} bytes) but the file "
                              f"stores {stored} bytes of it (a fill value or a damaged layout); refused"}
         self.total += nbytes
@@ -124,7 +125,7 @@ class _Reader:
     def walk(self, group, prefix: str = "") -> list:
         """Every dataset under `group` (hard links only), as [relative path, entry], in natural order."""
         out = []
-        for key in sorted(group.keys(), key=_natural_key):
+        for key in sorted(_keys(group), key=_natural_key):
             rel = f"{prefix}{key}"
             why = self.link_problem(group, key)
             if why:
@@ -148,7 +149,7 @@ class _Reader:
             if why or not isinstance(h5["layers"], self.h5py.Group):
                 raise FileProblem(why or "HDF5 entry 'layers' is not a group")
             group = h5["layers"]
-            for key in group.keys():
+            for key in _keys(group):
                 why = self.link_problem(group, key)
                 if why or not isinstance(group[key], self.h5py.Group):
                     raise FileProblem(why or f"HDF5 entry {key!r} is not a group")
@@ -184,7 +185,7 @@ class _Reader:
         out["weights_version"] = _text(self.attr(mw, "keras_version", lim["max_name_bytes"]),
                                        lim["max_name_bytes"], "keras_version")
         layers = {}
-        for name in mw.keys():
+        for name in _keys(mw):
             try:
                 layers[name] = {"arrays": self.legacy_layer(mw, name)}
             except FileProblem as p:
@@ -210,14 +211,23 @@ class _Reader:
                 raise FileProblem(f"weight name {n!r} is not a plain relative path")
             node = grp
             for part in n.split("/"):
-                if part not in node:
+                link = node.get(part, getlink=True) if isinstance(node, self.h5py.Group) else None
+                if link is None:
                     raise FileProblem(f"weight {n!r} is listed but missing")
-                if self.link_problem(node, part):
-                    link = node.get(part, getlink=True)
+                if not isinstance(link, self.h5py.HardLink):
                     raise FileProblem(f"weight {n!r} goes through a {type(link).__name__}; refused")
                 node = node[part]
             out.append([n, self.array(node)])
         return out
+
+
+def _keys(group) -> list[str]:
+    """The link names of a group; h5py gives a name that is not UTF-8 as bytes."""
+    keys = list(group.keys())
+    for k in keys:
+        if not isinstance(k, str):
+            raise FileProblem(f"HDF5 entry name {k[:80]!r} in {group.name!r} is not UTF-8 text")
+    return keys
 
 
 def _natural_key(s: str):

@@ -30,7 +30,8 @@ class Embedding(Layer):
             raise LayerError(f"expects integer token ids, got {x.dtype} input")
         if self["mask_zero"] and x.rank != 2:
             raise LayerError(f"mask_zero needs (batch, time) ids, got shape {x}")
-        return [TensorType((*x.shape, self["output_dim"]), "float32", self["mask_zero"] or x.masked)]
+        # Keras: compute_mask is `ids != 0` with mask_zero, else None (an incoming mask stops here)
+        return [TensorType((*x.shape, self["output_dim"]), "float32", self["mask_zero"])]
 
     def weight_shapes(self, inputs):
         return {"embeddings": (self["input_dim"], self["output_dim"])}
@@ -52,14 +53,14 @@ class Embedding(Layer):
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise RunError(f"token id {int(ids[where])} at index {where} is outside "
                            f"[0, {self['input_dim']})", where=f"layer {self.name!r} (Embedding)")
-        mask = (ids != 0) if self["mask_zero"] else x.mask
+        mask = (ids != 0) if self["mask_zero"] else None
         return [Tensor(weights["embeddings"].astype(np.float64)[ids], mask)]
 
     def lower(self, g, inputs, weights):
         (x,) = inputs
         table = g.const(weights["embeddings"].astype(np.float32), name="embeddings")
         out = g.op("Gather", table, x.name, axis=0)
-        mask = x.mask
+        mask = None
         if self["mask_zero"]:
             mask = g.op("Not", g.op("Equal", x.name, g.const(np.array(0, x.type.dtype))))
         return [Sym(out, self.output_types_[0], mask)]

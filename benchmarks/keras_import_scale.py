@@ -1,0 +1,103 @@
+"""Keras import at scale: generates legacy .h5 Keras files with h5py (no Keras needed) and times
+`rnncompile.keras.import_keras` on them, to show that graph ordering and weight lookup are linear.
+
+    python benchmarks/keras_import_scale.py                  # 10,000 layers; 20,000 calls
+    python benchmarks/keras_import_scale.py --sizes 1000,2000,5000,10000
+
+Two files per size N:
+  * `dense_N.h5`: a Sequential model of N Dense layers (each with its weights): weight lookup.
+  * `calls_N.h5`: a Functional model of N/2 Dense layers, each called twice (N calls: a chain
+    through every layer, then through every layer again), its layer entries listed in reverse
+    order of the chain, the worst case for an ordering that makes passes over the calls.
+Time per file, and time per layer or call (flat when the cost is linear).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rnncompile.keras import KerasLimits, import_keras  # noqa: E402
+
+UNITS = 2
+
+
+def _input(name: str) -> dict:
+    return {"class_name": "InputLayer", "name": name,
+            "config": {"batch_input_shape": [None, 3, UNITS], "dtype": "float32", "name": name},
+            "inbound_nodes": []}
+
+
+def _dense(name: str) -> dict:
+    return {"class_name": "Dense", "name": name,
+            "config": {"name": name, "units": UNITS, "activation": "linear", "use_bias": True}}
+
+
+def _write(path: Path, config: dict, layers: list[str]) -> None:
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"] = "2.15.0"
+        mw = f.create_group("model_weights")
+        for name in layers:
+            g = mw.create_group(name)
+            g.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            g[f"{name}/kernel:0"] = rng.standard_normal((UNITS, UNITS)).astype(np.float32)
+            g[f"{name}/bias:0"] = rng.standard_normal(UNITS).astype(np.float32)
+
+
+def dense_chain(path: Path, n: int) -> None:
+    names = [f"dense_{i}" for i in range(n)]
+    layers = [dict(_input("x"), inbound_nodes=None)] + [_dense(nm) for nm in names]
+    for l in layers:
+        l.pop("inbound_nodes", None)
+    _write(path, {"class_name": "Sequential", "config": {"name": "chain", "layers": layers}}, names)
+
+
+def calls_chain(path: Path, calls: int) -> None:
+    n = calls // 2
+    names = [f"dense_{i}" for i in range(n)]
+    entries = {nm: dict(_dense(nm), inbound_nodes=[]) for nm in names}
+    prev = ["x", 0, 0]
+    for rnd in range(2):
+        for nm in names:
+            entries[nm]["inbound_nodes"].append([[*prev, {}]])
+            prev = [nm, rnd, 0]
+    layers = [_input("x")] + [entries[nm] for nm in reversed(names)]
+    config = {"class_name": "Functional", "config": {
+        "name": "calls", "layers": layers, "input_layers": [["x", 0, 0]], "output_layers": [prev]}}
+    _write(path, config, names)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,20000",
+                    help="layer counts for dense_N and call counts for calls_N (comma-separated)")
+    ap.add_argument("--in-process", action="store_true", help="read the HDF5 data in this process")
+    args = ap.parse_args()
+    limits = KerasLimits(contained=not args.in_process, max_layers=1 << 20)
+    print(f"HDF5 reader: {'in process' if args.in_process else 'child process'}")
+    print(f"{'file':<16}{'size':>10}{'import s':>11}{'ms / unit':>11}  result")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (int(s) for s in args.sizes.split(",")):
+            for make, label in ((dense_chain, "dense"), (calls_chain, "calls")):
+                if label == "dense" and n > limits.max_layers:
+                    continue
+                p = Path(tmp) / f"{label}_{n}.h5"
+                make(p, n)
+                t = time.perf_counter()
+                spec, weights = import_keras(p, limits)
+                dt = time.perf_counter() - t
+                result = f"{len(spec['layers'])} spec layers, {len(weights)} weights"
+                print(f"{p.name:<16}{p.stat().st_size:>10}{dt:>11.2f}{1000 * dt / n:>11.3f}  {result}")
+
+
+if __name__ == "__main__":
+    main()
