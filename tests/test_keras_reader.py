@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from rnncompile.errors import ModelFileError, SpecError
-from rnncompile.keras import KerasLimits, graph, import_keras, load_model_file
+from rnncompile.keras import KerasLimits, graph, import_keras, load_model_file, nodes
 from rnncompile.layer import REGISTRY, TensorType, register
 from rnncompile.layers.dense import Dense
 
@@ -163,9 +163,9 @@ def test_weights_are_read_once_per_layer_however_often_it_is_called(tmp_path, mo
     p = tmp_path / "calls.h5"
     scale.calls_chain(p, 200)                      # 100 Dense layers, each called twice
     lookups = []
-    real = graph.Converter._read_weights
-    monkeypatch.setattr(graph.Converter, "_read_weights",
-                        lambda self, n, *a: lookups.append(n.layer) or real(self, n, *a))
+    real = graph.read_layer_weights
+    monkeypatch.setattr(graph, "read_layer_weights",
+                        lambda store, n, *a: lookups.append(n.layer) or real(store, n, *a))
     spec, weights = import_keras(p)
     assert len(spec["layers"]) == 201 and len(lookups) == 100 == len(set(lookups))
     assert weights["dense_7/kernel"] is weights["dense_7.1/kernel"]   # one array, shared
@@ -183,8 +183,8 @@ def test_graph_ordering_and_weight_lookup_are_linear(tmp_path, monkeypatch, make
     p = tmp_path / "g.h5"
     maker(p, n)
     seen = {"refs": 0, "weights": 0}
-    refs = graph._data_refs
-    monkeypatch.setattr(graph, "_data_refs", lambda node: seen.__setitem__("refs", seen["refs"] + 1) or refs(node))
+    refs = nodes.data_refs
+    monkeypatch.setattr(graph, "data_refs", lambda node: seen.__setitem__("refs", seen["refs"] + 1) or refs(node))
     from rnncompile.keras import reader
     real = reader.LegacyStore.layer_arrays
     monkeypatch.setattr(reader.LegacyStore, "layer_arrays",
@@ -208,23 +208,23 @@ def test_order_matches_repeated_passes():
         k = rng.randint(2, 40)
         chain = list(range(k))
         rng.shuffle(chain)                       # config order of the chain's layers
-        nodes = [graph.Node("in", 0, "InputLayer", {}, {}, [], {}, -1)]
+        calls = [nodes.Node("in", 0, "InputLayer", {}, {}, [], {}, -1)]
         prev = ("in", 0, 0)
         for i in range(k):
-            nodes.append(graph.Node(f"l{i}", 0, "Dense", {}, {}, [prev], {}, chain[i]))
+            calls.append(nodes.Node(f"l{i}", 0, "Dense", {}, {}, [prev], {}, chain[i]))
             prev = (f"l{i}", 0, 0)
-        pending, emitted, expected = sorted(nodes[1:], key=lambda n: (n.order, n.index)), {nodes[0].key}, []
+        pending, emitted, expected = sorted(calls[1:], key=lambda n: (n.order, n.index)), {calls[0].key}, []
         while pending:                           # the old algorithm
             rest = []
             for n in pending:
-                if all(r[:2] in emitted for r in graph._data_refs(n)):
+                if all(r[:2] in emitted for r in nodes.data_refs(n)):
                     expected.append(n.key)
                     emitted.add(n.key)
                 else:
                     rest.append(n)
             pending = rest
         conv = graph.Converter.__new__(graph.Converter)
-        ordered, cyclic = conv._order(nodes[:1], nodes)
+        ordered, cyclic = conv._order(calls[:1], calls)
         assert [n.key for n in ordered] == expected and not cyclic
 
 
@@ -235,7 +235,7 @@ def test_order_matches_repeated_passes():
 def test_a_bug_in_the_importer_is_not_a_damaged_file(monkeypatch):
     def broken(*a, **k):
         raise TypeError("a bug")
-    monkeypatch.setattr(graph, "_weight_plan", broken)
+    monkeypatch.setattr(graph, "weight_plan", broken)
     with pytest.raises(TypeError, match="a bug"):
         import_keras(MODELS / "lstm_seq_dense.keras")
 
@@ -244,7 +244,7 @@ def test_cli_reports_an_importer_bug_as_internal_error(tmp_path):
     plugin = tmp_path / "bug.py"
     plugin.write_text("from rnncompile.keras import graph\n"
                       "def broken(*a, **k):\n    raise KeyError('a bug')\n"
-                      "graph._weight_plan = broken\n")
+                      "graph.weight_plan = broken\n")
     cmd = [sys.executable, "-m", "rnncompile.cli", "import", "--plugin", str(plugin),
            str(MODELS / "lstm_seq_dense.keras"), "-o", str(tmp_path / "spec.json")]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -252,7 +252,7 @@ def test_cli_reports_an_importer_bug_as_internal_error(tmp_path):
     assert "Traceback" not in r.stderr
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120,
                        env=dict(os.environ, RNNCOMPILE_DEBUG="1"))
-    assert r.returncode != 0 and "Traceback" in r.stderr and "_weight_plan" not in r.stdout
+    assert r.returncode != 0 and "Traceback" in r.stderr and "weight_plan" in r.stderr
     assert not (tmp_path / "spec.json").exists()
 
 

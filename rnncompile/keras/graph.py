@@ -20,33 +20,12 @@ import numpy as np
 from ..errors import ModelFileError, Problem, SpecError
 from ..layer import Layer, LayerError, TensorType
 from .fields import KindTable, Mapped, Refused, map_layer, short
+from .nodes import (Node, TRef, contains_tref, data_refs, is_number, is_op, is_tref, parse_node,
+                    tensor_list)
 from .reader import Source, keras_snake
+from .weights import read_layer_weights, weight_plan
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-MAX_DEPTH = 64  # nesting of a call's arguments
-TRef = tuple  # (layer name, node index, tensor index)
-
-
-@dataclass
-class Node:
-    layer: str
-    index: int
-    cls: str
-    config: dict
-    entry: dict
-    args: list
-    kwargs: dict
-    order: int
-    is_op: bool = False
-    explicit_masks: bool = True   # Keras 3 functional: the mask the layer used is in kwargs
-
-    @property
-    def key(self) -> tuple:
-        return (self.layer, self.index)
-
-    @property
-    def spec_name(self) -> str:
-        return self.layer if self.index == 0 else f"{self.layer}.{self.index}"
 
 
 @dataclass
@@ -229,8 +208,8 @@ class Converter:
             if name in self.entries:
                 raise SpecError([Problem(self.where(name, cls), "two layers have this name")])
             self.entries[name] = e
-            is_op = _is_op(e)
-            if not is_op:
+            op = is_op(e)
+            if not op:
                 order.append((name, cls))
             inbound = e.get("inbound_nodes") or []
             if not isinstance(inbound, list) or len(inbound) > self.limits.max_calls_per_layer:
@@ -239,15 +218,15 @@ class Converter:
                                         f"{self.limits.max_calls_per_layer})")])
             for k, raw in enumerate(inbound):
                 try:
-                    args, kwargs, explicit = _parse_node(raw)
+                    args, kwargs, explicit = parse_node(raw)
                 except Refused as r:
                     raise SpecError([Problem(self.where(name, cls), f"malformed inbound node {k}: {r}")]) from None
-                nodes.append(Node(name, k, cls, lcfg, e, args, kwargs, i, is_op, explicit))
+                nodes.append(Node(name, k, cls, lcfg, e, args, kwargs, i, op, explicit))
             if self._is_input_class(cls) and not inbound:
                 nodes.append(Node(name, 0, cls, lcfg, e, [], {}, i, False, True))
         self.src.weights.set_order(order)
-        ins = _tensor_list(cfg.get("input_layers"))
-        outs = _tensor_list(cfg.get("output_layers"))
+        ins = tensor_list(cfg.get("input_layers"))
+        outs = tensor_list(cfg.get("output_layers"))
         if ins is None or outs is None:
             raise self.refuse("the model config has malformed input_layers/output_layers")
         by_key = {n.key: n for n in nodes}
@@ -314,7 +293,7 @@ class Converter:
         deps: dict[tuple, set] = {}
         users: dict[tuple, list] = defaultdict(list)
         for n in pending:
-            deps[n.key] = {r[:2] for r in _data_refs(n) if r[:2] in pos}
+            deps[n.key] = {r[:2] for r in data_refs(n) if r[:2] in pos}
             for d in deps[n.key]:
                 users[d].append(n.key)
         waiting = {k: len(v) for k, v in deps.items()}
@@ -336,7 +315,7 @@ class Converter:
         readers: dict[tuple, list[tuple]] = defaultdict(list)
         for m in nodes:
             if not m.is_op:
-                for r in set(_data_refs(m)):
+                for r in set(data_refs(m)):
                     readers[r].append(m.key)
         specs = {l["name"]: l for l in self.layers}
         for n in input_nodes:
@@ -368,7 +347,7 @@ class Converter:
             self.typed[n.key] = layer
             return
         x_ref = n.args[0] if n.args else None
-        if not _is_tref(x_ref):
+        if not is_tref(x_ref):
             self.fail("expected a single input tensor as the first argument" +
                       (" (layers that take several tensors, e.g. merge layers, are not supported)"
                        if isinstance(x_ref, list) else ""), n.layer, n.cls)
@@ -468,12 +447,12 @@ class Converter:
         kw = n.kwargs
         if "initial_state" not in params:
             extra = [a for a in n.args[1 + len(params):] if a is not None]
-            if "__extra_inputs__" in kw or any(_contains_tref(a) for a in extra):
+            if "__extra_inputs__" in kw or any(contains_tref(a) for a in extra):
                 self.fail("takes more than one input tensor; only single-input layers (and the "
                           "initial_state of recurrent layers) are supported", n.layer, n.cls)
                 return None
             for k, v in kw.items():
-                if k not in ("training", "mask") and _contains_tref(v):
+                if k not in ("training", "mask") and contains_tref(v):
                     self.fail(f"is called with tensor argument {k!r}, which is not supported", n.layer, n.cls)
                     return None
             return []
@@ -490,9 +469,9 @@ class Converter:
                 return None
         if init is None:
             return []
-        if _is_tref(init):
+        if is_tref(init):
             init = [init]
-        if not isinstance(init, list) or not all(_is_tref(t) for t in init):
+        if not isinstance(init, list) or not all(is_tref(t) for t in init):
             self.fail(f"initial_state must be a list of tensors, found {short(init)}", n.layer, n.cls)
             return None
         return [tuple(t) for t in init]
@@ -531,7 +510,7 @@ class Converter:
             value = value[0]
         if isinstance(value, list) and all(v is None for v in value):
             return None
-        if not _is_tref(value):
+        if not is_tref(value):
             self.fail(f"is called with mask {short(value)}, which is not supported", n.layer, n.cls)
             return _BAD
         return self._resolve_mask(tuple(value))
@@ -540,11 +519,11 @@ class Converter:
         src = self.nodes.get(ref[:2])
         if src is not None and src.is_op and depth < 2:
             a = src.args
-            if src.cls == "NotEqual" and len(a) == 2 and _is_tref(a[0]) and _is_number(a[1]):
+            if src.cls == "NotEqual" and len(a) == 2 and is_tref(a[0]) and is_number(a[1]):
                 return ("not_equal", tuple(a[0]), float(a[1]))
-            if src.cls == "NotEqual" and len(a) == 2 and _is_tref(a[1]) and _is_number(a[0]):
+            if src.cls == "NotEqual" and len(a) == 2 and is_tref(a[1]) and is_number(a[0]):
                 return ("not_equal", tuple(a[1]), float(a[0]))
-            if (src.cls == "Any" and len(a) == 1 and _is_tref(a[0])
+            if (src.cls == "Any" and len(a) == 1 and is_tref(a[0])
                     and src.config.get("axis") == -1 and not src.config.get("keepdims")):
                 inner = self._resolve_mask(tuple(a[0]), depth + 1)
                 if inner[0] == "not_equal":
@@ -555,215 +534,21 @@ class Converter:
     def _weights(self, n: Node, layer: Layer, mapped: Mapped) -> None:
         """The layer's weights, by spec key, from the Keras layer's saved arrays (read once per
         Keras layer, shared by its calls)."""
-        plan = _weight_plan(layer, mapped)
+        plan = weight_plan(layer, mapped)
         cached = self.layer_weights.get(n.layer)
         if cached is None:
-            cached = self.layer_weights[n.layer] = self._read_weights(n, layer, plan)
+            cached = self.layer_weights[n.layer] = read_layer_weights(self.src.weights, n, layer, plan, self.where(n.layer, n.cls),
+                                                                   lambda m: self.fail(m, n.layer, n.cls))
         for key, _, _ in plan:
             if key in cached:
                 self.weights[f"{n.spec_name}/{key}"] = cached[key]
 
-    def _read_weights(self, n: Node, layer: Layer, plan: list) -> dict[str, np.ndarray]:
-        store = self.src.weights
-        arrays = store.layer_arrays(n.layer)
-        where = self.where(n.layer, n.cls)
-        stateful = bool(layer.state_shapes(layer.input_types))
-        out: dict[str, np.ndarray] = {}
-        if arrays is None:
-            if plan:
-                self.fail(f"no saved weights for this layer in {store.where}", n.layer, n.cls)
-            return out
-        if store.keras3_paths:
-            by_rel = dict(arrays)
-            for key, rel, _ in plan:
-                entry = by_rel.pop(rel, None)
-                if entry is None:
-                    self.fail(f"weight {rel!r} ({key}) is missing from {store.where}", n.layer, n.cls)
-                    continue
-                out[key] = _float32(store.arrays.get(entry, f"{where} [{rel}]"), f"{where} [{rel}]")
-            extra = [rel for rel in by_rel if not ("seed_generator" in rel or rel.startswith("vars/") and stateful)]
-            if extra:
-                self.fail(f"has saved weights rnncompile does not expect ({', '.join(extra[:5])}); "
-                          f"a quantized, LoRA or otherwise modified layer is not supported", n.layer, n.cls)
-            return out
-        # legacy: order and basenames
-        arrays = [(nm, a) for nm, a in arrays if "seed_generator" not in nm]
-        if stateful:
-            arrays = [(nm, a) for nm, a in arrays if _legacy_base(nm) not in ("state", "states")
-                      and not re.search(r"/states?(_\d+)?(:\d+)?$", nm)]
-        if len(arrays) != len(plan):
-            self.fail(f"expected {len(plan)} saved weights ({', '.join(p[0] for p in plan) or 'none'}), "
-                      f"found {len(arrays)} ({', '.join(nm for nm, _ in arrays) or 'none'})", n.layer, n.cls)
-            return out
-        groups = {key.rpartition("/")[0] for key, _, _ in plan} - {""}
-        for (key, _, base), (nm, entry) in zip(plan, arrays):
-            if _legacy_base(nm) != base:
-                self.fail(f"saved weight {nm!r} is not the expected {base!r} (for {key})", n.layer, n.cls)
-                continue
-            group = key.rpartition("/")[0]
-            others = [g for g in groups if g != group and g in nm.lower()]
-            if group and others and group not in nm.lower():
-                self.fail(f"saved weight {nm!r} belongs to the {others[0]} layer, expected {group}",
-                          n.layer, n.cls)
-                continue
-            out[key] = _float32(store.arrays.get(entry, f"{where} [{nm}]"), f"{where} [{nm}]")
-        return out
-
-
 _BAD = object()
-
-
-def _weight_plan(layer: Layer, mapped: Mapped) -> list[tuple[str, str, str]]:
-    """(spec key, Keras 3 path, legacy base name) of each weight, in Keras save order."""
-    plan, count = [], defaultdict(int)
-    for key in layer.weight_shapes(layer.input_types):
-        group, _, base = key.rpartition("/")
-        prefix = layer.keras_weight_paths[group]
-        plan.append((key, f"{mapped.weight_prefix}{prefix}{count[group]}", base))
-        count[group] += 1
-    return plan
-
-
-def _legacy_base(name: str) -> str:
-    return re.sub(r":\d+$", "", name.split("/")[-1])
-
-
-def _float32(a: np.ndarray, where: str) -> np.ndarray:
-    if a.dtype.kind != "f":
-        raise ModelFileError(f"weight has dtype {a.dtype}; expected floats", where=where)
-    return a.astype(np.float32, copy=False)
 
 
 def _safe_name(name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name))[:128] or "model"
     return name if re.match(r"^[A-Za-z_]", name) else f"m_{name}"[:128]
-
-
-#: Keras 3 operation classes that Keras itself inserts into functional configs to compute masks.
-#: (Keras 3's legacy .h5 saving writes ops without their `module`.)
-_MASK_OPS = ("NotEqual", "Any")
-
-
-def _is_op(entry: dict) -> bool:
-    module = entry.get("module")
-    if isinstance(module, str) and module:
-        return module.startswith("keras.src.ops") or module.startswith("keras.ops")
-    inbound = entry.get("inbound_nodes")
-    return entry.get("class_name") in _MASK_OPS and isinstance(inbound, list) \
-        and all(isinstance(x, dict) for x in inbound)
-
-
-def _is_tref(v) -> bool:
-    return isinstance(v, tuple) and len(v) == 3 and isinstance(v[0], str)
-
-
-def _contains_tref(v) -> bool:
-    if _is_tref(v):
-        return True
-    if isinstance(v, list):
-        return any(_contains_tref(x) for x in v)
-    if isinstance(v, dict):
-        return any(_contains_tref(x) for x in v.values())
-    return False
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_history(h) -> bool:
-    return (isinstance(h, list) and len(h) == 3 and isinstance(h[0], str)
-            and all(isinstance(x, int) for x in h[1:]))
-
-
-def _parse_value(v, depth: int = 0):
-    """Keras 3 node arguments: `__keras_tensor__` objects become (layer, node, index) tuples."""
-    if depth > MAX_DEPTH:
-        raise Refused(f"arguments nested more than {MAX_DEPTH} levels deep")
-    if isinstance(v, dict):
-        if v.get("class_name") == "__keras_tensor__":
-            cfg = v.get("config")
-            h = cfg.get("keras_history") if isinstance(cfg, dict) else None
-            if not _is_history(h):
-                raise Refused(f"malformed keras_history {short(h)}")
-            return (h[0], h[1], h[2])
-        return {k: _parse_value(x, depth + 1) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_parse_value(x, depth + 1) for x in v]
-    return v
-
-
-def _keras2_refs(v, depth: int = 0):
-    if depth > MAX_DEPTH:
-        raise Refused(f"arguments nested more than {MAX_DEPTH} levels deep")
-    if isinstance(v, list) and len(v) >= 3 and _is_history(v[:3]):
-        return (v[0], v[1], v[2])
-    if isinstance(v, list):
-        return [_keras2_refs(x, depth + 1) for x in v]
-    return v
-
-
-def _parse_node(raw) -> tuple[list, dict, bool]:
-    if isinstance(raw, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-        args = _parse_value(raw.get("args", []))
-        kwargs = _parse_value(raw.get("kwargs", {}))
-        if not isinstance(args, list) or not isinstance(kwargs, dict):
-            raise Refused("args must be a list and kwargs an object")
-        return args, kwargs, True
-    if isinstance(raw, list):  # Keras 2: [[layer, node, tensor, kwargs], ...]
-        refs = []
-        kwargs: dict = {}
-        if not raw:
-            raise Refused("an inbound node with no input")
-        for item in raw:
-            if (not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], str)
-                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in item[1:3])):
-                raise Refused(f"unexpected entry {short(item)}")
-            refs.append((item[0], item[1], item[2]))
-            if len(item) > 3 and isinstance(item[3], dict) and not kwargs:
-                kwargs = {k: _keras2_refs(v) if k in ("initial_state", "mask", "constants") else v
-                          for k, v in item[3].items()}
-        args = [refs[0]]
-        if len(refs) > 1:
-            kwargs = dict(kwargs, __extra_inputs__=refs[1:])
-        return args, kwargs, False
-    raise Refused(f"expected an object or a list, found {type(raw).__name__}")
-
-
-def _tensor_list(v, depth: int = 0) -> list[TRef] | None:
-    """input_layers / output_layers: [name, node, index], a list of those, or a dict of those."""
-    if v is None or depth > MAX_DEPTH:
-        return None
-    if isinstance(v, dict):
-        items = [v[k] for k in sorted(v)]
-    elif _is_history(v):
-        return [(v[0], v[1], v[2])]
-    elif isinstance(v, list):
-        items = v
-    else:
-        return None
-    out = []
-    for x in items:
-        sub = _tensor_list(x, depth + 1)
-        if sub is None:
-            return None
-        out += sub
-    return out
-
-
-def _data_refs(n: Node) -> list[TRef]:
-    refs = []
-    if n.args and _is_tref(n.args[0]):
-        refs.append(tuple(n.args[0]))
-    init = n.kwargs.get("initial_state")
-    if init is None:
-        init = n.kwargs.get("__extra_inputs__")
-    if init is None and len(n.args) > 1:
-        init = n.args[1]
-    for t in (init if isinstance(init, list) else [init]):
-        if _is_tref(t):
-            refs.append(tuple(t))
-    return refs
 
 
 def _describe_mask(m) -> str:
