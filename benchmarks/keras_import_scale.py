@@ -5,7 +5,8 @@
     python benchmarks/keras_import_scale.py --layers 2500,5000,10000 --calls 5000,10000,20000
 
 Two files per size N:
-  * `dense_N.h5`: a Sequential model of N Dense layers (each with its weights): weight lookup.
+  * `dense_N.h5`: a Sequential model of N layers (an InputLayer and N - 1 Dense layers, each
+    with its weights; N = 10,000 is the most max_layers allows): weight lookup.
   * `calls_N.h5`: a Functional model of N/2 Dense layers, each called twice (N calls: a chain
     through every layer, then through every layer again), its layer entries listed in reverse
     order of the chain, the worst case for an ordering that makes passes over the calls.
@@ -58,7 +59,8 @@ def _write(path: Path, config: dict, layers: list[str]) -> None:
 
 
 def dense_chain(path: Path, n: int) -> None:
-    names = [f"dense_{i}" for i in range(n)]
+    """n layers: an InputLayer and n - 1 Dense layers."""
+    names = [f"dense_{i}" for i in range(n - 1)]
     layers = [dict(_input("x"), inbound_nodes=None)] + [_dense(nm) for nm in names]
     for l in layers:
         l.pop("inbound_nodes", None)

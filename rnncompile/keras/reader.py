@@ -424,11 +424,14 @@ def run_h5reader(mode: str, h5_path: Path, limits: KerasLimits, where: str,
         raise ModelFileError(f"reading the HDF5 data took longer than {limits.timeout_seconds:g} s "
                              f"(limit timeout_seconds); the file is damaged or crafted", where=where) from None
     err = r.stderr.decode("utf-8", "replace")[-4000:]
-    if r.returncode < 0 or r.returncode == 128 + 9:
+    if r.returncode < 0:
         sig = _SIGNALS.get(-r.returncode, f"signal {-r.returncode}")
-        if sig in ("SIGXCPU", "SIGKILL"):
+        if sig == "SIGXCPU":
             raise ModelFileError(f"reading the HDF5 data took more than {limits.cpu_seconds} s of CPU "
                                  f"(limit cpu_seconds); the file is damaged or crafted", where=where)
+        if sig == "SIGKILL":
+            raise ModelFileError(f"the HDF5 reader was killed (SIGKILL: over {limits.cpu_seconds} s of "
+                                 f"CPU, limit cpu_seconds, or out of memory)", where=where)
         raise ModelFileError(f"the HDF5 library crashed reading this file ({sig}); the file is "
                              f"damaged or crafted", where=where)
     if r.returncode != 0:
