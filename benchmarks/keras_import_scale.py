@@ -7,9 +7,9 @@
 Two files per size N:
   * `dense_N.h5`: a Sequential model of N layers (an InputLayer and N - 1 Dense layers, each
     with its weights; N = 10,000 is the most max_layers allows): weight lookup.
-  * `calls_N.h5`: a Functional model of N/2 Dense layers, each called twice (N calls: a chain
-    through every layer, then through every layer again), its layer entries listed in reverse
-    order of the chain, the worst case for an ordering that makes passes over the calls.
+  * `calls_N.h5`: a Functional model of N calls of min(N/2, 9,999) Dense layers (a chain through
+    every layer, then through every layer again, ...), its layer entries listed in reverse order
+    of the chain, the worst case for an ordering that makes passes over the calls.
 Per file: the time to read it (config, and every weight array through the contained HDF5
 reader), the time to rebuild the graph as a spec (ordering, masks, weight lookup), and both per
 layer or call (flat when the cost is linear).
@@ -67,15 +67,16 @@ def dense_chain(path: Path, n: int) -> None:
     _write(path, {"class_name": "Sequential", "config": {"name": "chain", "layers": layers}}, names)
 
 
-def calls_chain(path: Path, calls: int) -> None:
-    n = calls // 2
+def calls_chain(path: Path, calls: int, max_layers: int = 10_000) -> None:
+    """`calls` calls of min(calls / 2, max_layers - 1) Dense layers, chained round after round."""
+    n = min(calls // 2, max_layers - 1)
     names = [f"dense_{i}" for i in range(n)]
     entries = {nm: dict(_dense(nm), inbound_nodes=[]) for nm in names}
     prev = ["x", 0, 0]
-    for rnd in range(2):
-        for nm in names:
-            entries[nm]["inbound_nodes"].append([[*prev, {}]])
-            prev = [nm, rnd, 0]
+    for c in range(calls):
+        nm = names[c % n]
+        entries[nm]["inbound_nodes"].append([[*prev, {}]])
+        prev = [nm, c // n, 0]
     layers = [_input("x")] + [entries[nm] for nm in reversed(names)]
     config = {"class_name": "Functional", "config": {
         "name": "calls", "layers": layers, "input_layers": [["x", 0, 0]], "output_layers": [prev]}}

@@ -352,3 +352,50 @@ def test_a_plugin_kind_imports_its_keras_class(tmp_path):
     with pytest.raises(SpecError, match="layer class MyDense is not supported"):
         import_keras(p)
 
+
+
+def test_the_example_plugin_imports_keras_rms_normalization(tmp_path, monkeypatch):
+    """examples/plugins/my_layers.py maps Keras 3's RMSNormalization to its RMSNorm kind: a model
+    with one (lstm -> rms -> head) imports through it, its `scale` weight as `gamma`, and the
+    reference applies x / rms(x) * scale between the LSTM and the Dense head."""
+    from rnncompile import plugins
+    from rnncompile.reference import run_reference
+
+    monkeypatch.delitem(sys.modules, "my_layers", raising=False)
+    plugins.load_plugin(str(ROOT / "examples" / "plugins" / "my_layers.py"))
+    scale_w = np.linspace(0.5, 1.5, 5).astype(np.float32)
+
+    def edit(cfg):
+        layers = cfg["config"]["layers"]
+        lstm_out = json.loads(json.dumps(layers[2]["inbound_nodes"][0]["args"][0]))
+        rms = {"module": "keras.layers", "class_name": "RMSNormalization", "registered_name": None,
+               "name": "rms", "config": {"name": "rms", "trainable": True, "axis": -1, "epsilon": 1e-5},
+               "inbound_nodes": [{"args": [lstm_out], "kwargs": {}}]}
+        layers[2]["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["rms", 0, 0]
+        layers.insert(2, rms)
+
+    def weights(f):
+        f["layers/rms_normalization/vars/0"] = scale_w
+        f["layers/rms_normalization/vars"].attrs["name"] = "rms"
+    try:
+        sys.path.insert(0, str(HERE))
+        from test_keras_import import _rewrite_keras
+        p = _rewrite_keras(MODELS / "lstm_seq_dense.keras", tmp_path / "rms.keras", edit, weights_edit=weights)
+        spec, w = import_keras(p)
+        rms = next(l for l in spec["layers"] if l["name"] == "rms")
+        assert rms == {"class_name": "RMSNorm", "name": "rms", "inputs": "lstm", "epsilon": 1e-5}
+        np.testing.assert_array_equal(w["rms/gamma"], scale_w)
+        model = load_model_file(p)
+        base = load_model_file(MODELS / "lstm_seq_dense.keras")
+        x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+        trace: dict = {}
+        run_reference(base, {"features": x}, trace=trace)
+        h = trace["lstm"][0].data
+        normed = h / np.sqrt((h ** 2).mean(-1, keepdims=True) + 1e-5) * scale_w
+        wb = base.weights
+        expect = np.tanh(normed @ wb["head/kernel"].astype(np.float64) + wb["head/bias"])
+        got, _ = run_reference(model, {"features": x})
+        np.testing.assert_allclose(got[0], expect, rtol=1e-9, atol=1e-9)
+    finally:
+        REGISTRY.pop("RMSNorm", None)
+        REGISTRY.pop("StatsPooling", None)
