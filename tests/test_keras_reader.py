@@ -196,6 +196,30 @@ def test_graph_ordering_and_weight_lookup_are_linear(tmp_path, monkeypatch, make
         assert names[1:3] == ["dense_0", "dense_1"] and names[-1] == f"dense_{n // 2 - 1}.1"
 
 
+def test_weight_lookup_per_layer_does_not_scan_every_key(tmp_path):
+    """Lowering and the reference ask the model for each layer's weights: the keys are grouped
+    once, not scanned for every layer (n layers x 2n keys)."""
+    class Counting(dict):
+        scanned = 0
+
+        def __iter__(self):
+            for k in super().__iter__():
+                Counting.scanned += 1
+                yield k
+
+        def items(self):
+            for k in self:
+                yield k, self[k]
+    p = tmp_path / "d.h5"
+    scale.dense_chain(p, 300)
+    model = load_model_file(p)
+    model.weights = Counting(model.weights)
+    for _ in range(3):
+        got = [model.layer_weights(l) for l in model.layers.values()]
+    assert Counting.scanned <= 2 * len(model.weights), Counting.scanned
+    assert got[5] == {"kernel": model.weights["dense_4/kernel"], "bias": model.weights["dense_4/bias"]}
+
+
 def test_order_matches_repeated_passes():
     """The linear ordering gives exactly the order of the passes it replaces, on a graph mixing
     forward and backward references."""
