@@ -119,6 +119,26 @@ def test_fill_value_bomb_is_refused_before_reading(tmp_path):
         assert "declares 268435456 values" in str(e.value) and "stores 0 bytes" in str(e.value)
 
 
+def test_memory_blow_up_costs_a_clean_error(tmp_path):
+    """A compressed kernel inflating to 400 MB (a 0.4 MB file), read under a 300 MB address-space
+    limit: the reader process fails, the host gets a clean error."""
+    p = tmp_path / "inflate.h5"
+    shutil.copy(MODELS / "lstm_seq_dense.h5", p)
+    with h5py.File(p, "r+") as f:
+        del f["model_weights/head/head/kernel"]
+        ds = f.create_dataset("model_weights/head/head/kernel", shape=(100, 1 << 20), dtype="f4",
+                              chunks=(1, 1 << 20), compression="gzip")
+        block = np.zeros((1, 1 << 20), np.float32)
+        for i in range(100):
+            ds[i:i + 1] = block
+    assert p.stat().st_size < 2 << 20
+    r = _host("from rnncompile.keras import load_model_file, KerasLimits\n"
+              "from rnncompile.errors import ModelFileError\n"
+              f"try:\n    load_model_file({str(p)!r}, KerasLimits(memory_bytes=300 << 20))\n"
+              "except ModelFileError as e:\n    print('CLEAN', e)\n")
+    assert r.returncode == 0 and "CLEAN" in r.stdout and "memory" in r.stdout, r.stdout + r.stderr
+
+
 def test_total_declared_size_is_limited(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNCOMPILE_KERAS_MAX_WEIGHT_BYTES", "64")
     with pytest.raises(ModelFileError, match="max_weight_bytes"):

@@ -262,10 +262,27 @@ def read(mode: str, path: str, limits: dict | None = None) -> tuple[dict, list[n
         raise
 
 
+def _limit_process(memory_bytes: int | None = None, cpu_seconds: int | None = None) -> None:
+    """Address space, CPU time, no core dump: set by the reader on itself, before any HDF5 data
+    is read (the importer also enforces a wall-clock timeout from outside)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (not POSIX: only the timeout applies)
+        return
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    if cpu_seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main(argv: list[str]) -> int:
     """`h5reader.py MODE PATH OUT_DIR LIMITS_JSON`: OUT_DIR/index.json and OUT_DIR/<k>.npy.
     Exit 0 (index.json holds {"problem": ...} for a bad file); anything else is a failure."""
+    import h5py  # noqa: F401  (loaded before the limits: they are for the data, not the library)
+
     mode, path, out_dir, limits = argv[1], argv[2], argv[3], json.loads(argv[4])
+    _limit_process(**limits.pop("process", {}))
     try:
         index, arrays = read(mode, path, limits)
     except FileProblem as p:

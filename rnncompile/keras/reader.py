@@ -402,24 +402,15 @@ def run_h5reader(mode: str, h5_path: Path, limits: KerasLimits, where: str,
         return index, Arrays(where, loaded=loaded)
     out = workdir / "arrays"
     out.mkdir()
+    process = {"memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds}
     cmd = [sys.executable, h5reader.__file__, mode, str(h5_path), str(out),
-           json.dumps(limits.reader_limits())]
+           json.dumps(dict(limits.reader_limits(), process=process))]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                HDF5_PLUGIN_PATH=str(workdir / "no-hdf5-plugins"))
 
-    def set_limits():  # in the child, before it runs
-        try:
-            import resource
-        except ImportError:  # pragma: no cover (not POSIX)
-            return
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
     try:
         r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=limits.timeout_seconds,
-                           preexec_fn=set_limits if os.name == "posix" else None)
+                           stderr=subprocess.PIPE, timeout=limits.timeout_seconds)
     except subprocess.TimeoutExpired:
         raise ModelFileError(f"reading the HDF5 data took longer than {limits.timeout_seconds:g} s "
                              f"(limit timeout_seconds); the file is damaged or crafted", where=where) from None
@@ -433,7 +424,8 @@ def run_h5reader(mode: str, h5_path: Path, limits: KerasLimits, where: str,
             raise ModelFileError(f"the HDF5 reader was killed (SIGKILL: over {limits.cpu_seconds} s of "
                                  f"CPU, limit cpu_seconds, or out of memory)", where=where)
         raise ModelFileError(f"the HDF5 library crashed reading this file ({sig}); the file is "
-                             f"damaged or crafted", where=where)
+                             f"damaged or crafted, or reading it needs more than {limits.memory_bytes} "
+                             f"bytes of memory (limit memory_bytes)", where=where)
     if r.returncode != 0:
         if "MemoryError" in err:
             raise ModelFileError(f"reading the HDF5 data needs more than {limits.memory_bytes} bytes "
