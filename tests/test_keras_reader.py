@@ -405,6 +405,7 @@ def test_the_example_plugin_imports_keras_rms_normalization(tmp_path, monkeypatc
     from rnncompile import plugins
     from rnncompile.reference import run_reference
 
+    saved = dict(REGISTRY)
     monkeypatch.delitem(sys.modules, "my_layers", raising=False)
     plugins.load_plugin(str(ROOT / "examples" / "plugins" / "my_layers.py"))
     scale_w = np.linspace(0.5, 1.5, 5).astype(np.float32)
@@ -441,5 +442,6 @@ def test_the_example_plugin_imports_keras_rms_normalization(tmp_path, monkeypatc
         got, _ = run_reference(model, {"features": x})
         np.testing.assert_allclose(got[0], expect, rtol=1e-9, atol=1e-9)
     finally:
-        REGISTRY.pop("RMSNorm", None)
-        REGISTRY.pop("StatsPooling", None)
+        REGISTRY.clear()
+        REGISTRY.update(saved)
+        sys.modules.pop("my_layers", None)
