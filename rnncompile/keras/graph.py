@@ -10,6 +10,7 @@ Graph ordering is linear in the number of calls; each layer's weights are read o
 """
 from __future__ import annotations
 
+import copy
 import re
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -407,7 +408,7 @@ class Converter:
 
     @staticmethod
     def _defaults(kind: type[Layer], spec: dict) -> dict:
-        out = {k: v["default"] for k, v in kind.attributes.items() if "default" in v}
+        out = {k: copy.deepcopy(v["default"]) for k, v in kind.attributes.items() if "default" in v}
         out.update({k: v for k, v in spec.items() if k not in ("class_name", "name", "inputs")})
         return out
 
