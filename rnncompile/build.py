@@ -29,7 +29,7 @@ ARTIFACTS = outdir.ARTIFACTS
 def load_model(source: str | Path | dict) -> Model:
     """A Model from a spec (path or dict) or a Keras model file (.keras, .h5)."""
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() in KERAS_SUFFIXES:
-        from .keras_import import load_model_file
+        from .keras import load_model_file
 
         return load_model_file(source)
     return load_spec(source)

@@ -418,7 +418,7 @@ def schema():
 @command
 def import_(source, out_path):
     """Turn a Keras model file (.keras or .h5) into a spec and a weights file."""
-    from .keras_import import write_spec
+    from .keras import write_spec
     from .outdir import check_not_overwriting
 
     npz_path = out_path.with_suffix(".npz")  # where write_spec puts the weights

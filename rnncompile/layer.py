@@ -199,6 +199,36 @@ class Layer:
     def __repr__(self) -> str:
         return f"<{self.class_name} {self.name!r}>"
 
+    # -- Keras import (rnncompile/keras/, docs/keras_import.md) --------------------------------
+    #: Keras layer classes imported as this kind (`("LSTM",)`); empty: none.
+    keras_classes: ClassVar[tuple[str, ...]] = ()
+    #: Keras cell classes that `keras.layers.RNN(cell)` runs as this kind (`("LSTMCell",)`).
+    keras_cells: ClassVar[tuple[str, ...]] = ()
+    #: Where a Keras 3 weights file keeps this kind's weights: weight-key group (`""` for
+    #: `kernel`, `"forward"` for `forward/kernel`) -> path prefix; the n-th key of a group (in
+    #: `weight_shapes` order, which is Keras's save order) is `<prefix><n>`.
+    keras_weight_paths: ClassVar[dict[str, str]] = {"": "vars/"}
+    #: The tensor parameters of the Keras layer's `call` after its input, in order (`mask`,
+    #: `initial_state`): what a saved call may pass, positionally or by keyword.
+    keras_call_args: ClassVar[tuple[str, ...]] = ()
+    #: Whether Keras's `TimeDistributed(layer)` equals the layer itself (it acts on the last axis).
+    keras_time_distributed: ClassVar[bool] = False
+
+    @classmethod
+    def from_keras(cls, f) -> dict[str, Any]:
+        """This kind's spec attributes from one Keras layer config, read through `f` (a
+        `rnncompile.keras.fields.Fields`: `f.integer("units")`, `f.boolean(...)`,
+        `f.activation(...)`, `f.refuse(...)`). Every Keras option the rule does not read must be
+        inert or null, or the layer is refused naming it."""
+        raise NotImplementedError(f"{cls.__name__} has no Keras mapping")
+
+    def keras_new_mask(self) -> tuple | None:
+        """For a kind that computes a new mask: how Keras 3 computes it from the input, in the ops
+        it writes into functional configs: `("not_equal", v)` (input != v) or
+        `("any_not_equal", v)` (any over the last axis of input != v). None: no such description
+        (an explicit Keras mask is then never equal to it)."""
+        return None
+
 
 # ---------------------------------------------------------------------------------------------
 # The registry.

@@ -474,7 +474,7 @@ def test_npy_member_with_garbage_header(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Damaged Keras model files (the reader is rnncompile.keras_import; tests/test_keras_import.py
+# Damaged Keras model files (the reader is rnncompile.keras; tests/test_keras_import.py
 # has the format-specific cases).
 
 
@@ -485,14 +485,14 @@ def test_npy_member_with_garbage_header(tmp_path):
     ("empty.h5", b"", "not a Keras model file"),
 ])
 def test_damaged_keras_model_files(tmp_path, name, data, what):
-    pytest.importorskip("rnncompile.keras_import")
+    pytest.importorskip("rnncompile.keras")
     p = tmp_path / name
     p.write_bytes(data)
     build_fails(tmp_path, p, name, what)
 
 
 def test_missing_keras_model_file(tmp_path):
-    pytest.importorskip("rnncompile.keras_import")
+    pytest.importorskip("rnncompile.keras")
     build_fails(tmp_path, tmp_path / "nope.keras", "nope.keras", "not found")
 
 

@@ -18,9 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from rnncompile import keras_import
 from rnncompile.errors import ModelFileError, RnnCompileError, SpecError
-from rnncompile.keras_import import import_keras, load_model_file, write_spec
+from rnncompile.keras import KerasLimits, import_keras, load_model_file, write_spec
 from rnncompile.lower import lower
 from rnncompile.reference import run_reference
 from rnncompile.spec import load_spec
@@ -248,7 +247,7 @@ def test_write_spec_round_trip(tmp_path):
 
 
 def test_no_keras_tensorflow_or_torch_imported():
-    code = ("import sys; from rnncompile.keras_import import load_model_file; "
+    code = ("import sys; from rnncompile.keras import load_model_file; "
             f"load_model_file({str(MODELS / 'bidi_lstm_concat_seq.keras')!r}); "
             f"load_model_file({str(MODELS / 'keras2_functional_encdec.h5')!r}); "
             "bad = [m for m in ('keras', 'tensorflow', 'torch', 'tf_keras', 'jax') if m in sys.modules]; "
@@ -461,7 +460,7 @@ def test_refuses_path_traversal_member(tmp_path):
 
 def test_refuses_oversized_member(tmp_path):
     """A config.json over the limit (16 MiB of spaces: a tiny zip) is refused before reading."""
-    big = b"{" + b" " * (keras_import.MAX_CONFIG_BYTES + 10) + b"}"
+    big = b"{" + b" " * (KerasLimits().max_config_bytes + 10) + b"}"
     src = MODELS / "lstm_seq_dense.keras"
     p = tmp_path / "bomb.keras"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as zout:
@@ -472,7 +471,7 @@ def test_refuses_oversized_member(tmp_path):
 
 
 def test_refuses_oversized_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(keras_import, "MAX_WEIGHTS_BYTES", 1000)
+    monkeypatch.setenv("RNNCOMPILE_KERAS_MAX_WEIGHTS_FILE_BYTES", "1000")
     _refused(MODELS / "lstm_seq_dense.keras", "model.weights.h5", "over the limit", kind=ModelFileError)
 
 

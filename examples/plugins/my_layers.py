@@ -71,6 +71,17 @@ class RMSNorm(rnncompile.Layer):
         y = g.op("Mul", g.op("Div", x.name, rms), g.const(weights["gamma"], "float32", name="gamma"))
         return [self.sym(y, x.mask)]
 
+    # 6. Keras import (optional): the Keras classes imported as this kind, and the mapping of one
+    #    Keras config to its attributes. Keras 3's RMSNormalization computes the same function
+    #    (its weight `scale` is `gamma`); an option not read here must be inert or null.
+    keras_classes = ("RMSNormalization",)
+
+    @classmethod
+    def from_keras(cls, f):
+        if f.get("axis", -1) not in (-1, [-1]):
+            f.refuse("axis", f.get("axis"), "only the last axis (-1) is supported")
+        return {"epsilon": f.number("epsilon", 1e-6)}
+
 
 @rnncompile.register
 class StatsPooling(rnncompile.Layer):

@@ -103,6 +103,31 @@ class Bidirectional(Layer):
         inner = self.inner.weight_shapes(inputs)
         return {f"{d}/{k}": v for d in ("forward", "backward") for k, v in inner.items()}
 
+    # -- Keras import ---------------------------------------------------------------------------
+    keras_classes = ("Bidirectional",)
+    keras_weight_paths = {"forward": "forward_layer/cell/vars/", "backward": "backward_layer/cell/vars/"}
+    keras_call_args = ("initial_state", "mask")
+
+    @classmethod
+    def from_keras(cls, f):
+        fwd = f.sublayer("layer", Recurrent)
+        mode = f.get("merge_mode", "concat")
+        if mode not in MERGE_MODES:
+            f.refuse("merge_mode", mode, "expected concat, sum, ave, mul or None")
+        if f.get("backward_layer") is not None:
+            bwd = f.sublayer("backward_layer", Recurrent)
+            a, b = ({k: v for k, v in d.items() if k not in ("go_backwards", "zero_output_for_mask")}
+                    for d in (fwd, bwd))
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if diff or bwd["go_backwards"] == fwd["go_backwards"]:
+                detail = ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in diff) or \
+                    "go_backwards is the same in both directions"
+                raise LayerError(f"option backward_layer is not supported: it differs from the forward "
+                                 f"layer ({detail}); rnncompile supports a backward layer that is the "
+                                 f"forward layer run backwards")
+        fwd.pop("zero_output_for_mask", None)  # Bidirectional sets it to return_sequences
+        return {"layer": fwd, "merge_mode": mode}
+
     def target_blocker(self, target):
         return self.inner.target_blocker(target)
 

@@ -43,3 +43,14 @@ class Dense(Layer):
         if self["use_bias"]:
             y = g.op("Add", y, g.const(weights["bias"], "float32", name="bias"))
         return [Sym(act.get(self["activation"]).emit(g, y), self.output_types_[0], x.mask)]
+
+    # -- Keras import ---------------------------------------------------------------------------
+    keras_classes = ("Dense",)
+    keras_time_distributed = True
+
+    @classmethod
+    def from_keras(cls, f):
+        out = {"units": f.integer("units"), "activation": f.activation("activation", "linear"),
+               "use_bias": f.boolean("use_bias", True)}
+        f.refuse_set("lora_rank", "quantization_config", why="LoRA and quantized layers are not supported")
+        return out

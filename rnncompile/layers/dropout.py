@@ -23,3 +23,23 @@ class Dropout(Layer):
 
     def lower(self, g, inputs, weights):
         return list(inputs)
+
+    # -- Keras import: every layer that is the identity at inference ----------------------------
+    keras_classes = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                     "ActivityRegularization")
+    keras_time_distributed = True
+
+    @classmethod
+    def from_keras(cls, f):
+        rate = f.get("rate", 0.0)
+        f.random_in_training(bool(rate))
+        if f.keras_class == "GaussianNoise":
+            f.random_in_training(bool(f.get("stddev")))
+            rate = 0.0
+        elif f.keras_class == "ActivityRegularization":
+            f.get("l1"), f.get("l2")
+            rate = 0.0
+        f.get("noise_shape")
+        if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate <= 1):
+            f.refuse("rate", rate, "expected a number in [0, 1]")
+        return {"rate": float(rate)}

@@ -37,7 +37,8 @@ class Embedding(Layer):
             raise LayerError(f"expects integer token ids, got {x.dtype} input")
         if self["mask_zero"] and x.rank != 2:
             raise LayerError(f"mask_zero needs (batch, time) ids, got shape {x}")
-        return [TensorType((*x.shape, self["output_dim"]), "float32", self["mask_zero"] or x.masked)]
+        # Keras: compute_mask is `ids != 0` with mask_zero, else None (an incoming mask stops here)
+        return [TensorType((*x.shape, self["output_dim"]), "float32", self["mask_zero"])]
 
     def weight_shapes(self, inputs):
         return {"embeddings": (self["input_dim"], self["output_dim"])}
@@ -62,7 +63,7 @@ class Embedding(Layer):
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise RunError(f"token id {int(ids[where])} at index {where} is outside "
                            f"[0, {self['input_dim']})", where=f"layer {self.name!r} (Embedding)")
-        mask = (ids != 0) if self["mask_zero"] else x.mask
+        mask = (ids != 0) if self["mask_zero"] else None
         return [Tensor(weights["embeddings"].astype(np.float64)[ids], mask)]
 
     def lower(self, g, inputs, weights):
@@ -79,7 +80,21 @@ class Embedding(Layer):
         axes = list(range(1, x.type.rank))
         ok = g.cast(valid, "float32")
         g.guard_rows(g.reduce("ReduceMin", ok, axes) if axes else ok)
-        mask = x.mask
+        mask = None
         if self["mask_zero"]:
             mask = g.op("Not", g.op("Equal", x.name, g.const(np.array(0, x.type.dtype))))
         return [Sym(out, self.output_types_[0], mask)]
+
+    # -- Keras import ---------------------------------------------------------------------------
+    keras_classes = ("Embedding",)
+
+    @classmethod
+    def from_keras(cls, f):
+        out = {"input_dim": f.integer("input_dim"), "output_dim": f.integer("output_dim"),
+               "mask_zero": f.boolean("mask_zero", False)}
+        f.get("input_length")
+        f.refuse_set("lora_rank", "quantization_config", why="LoRA and quantized layers are not supported")
+        return out
+
+    def keras_new_mask(self):
+        return ("not_equal", 0.0) if self["mask_zero"] else None

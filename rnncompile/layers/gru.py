@@ -97,3 +97,11 @@ class GRU(Recurrent):
         else:
             bias = np.concatenate([w["bias"], np.zeros(h3, np.float32)])
         return w["kernel"].T, w["recurrent_kernel"].T, bias
+
+    keras_classes = ("GRU",)
+    keras_cells = ("GRUCell",)
+
+    @classmethod
+    def from_keras(cls, f):
+        # Keras 2.0 had no reset_after (the old GRU, reset before); tf.keras 2 writes it.
+        return dict(super().from_keras(f), reset_after=f.cell.boolean("reset_after", f.major >= 3))

@@ -1,7 +1,7 @@
 """Input: a model input. Float features or integer token ids; the batch axis is implicit."""
 from __future__ import annotations
 
-from ..layer import Layer, TensorType, register
+from ..layer import Layer, LayerError, TensorType, register
 
 
 @register
@@ -29,3 +29,32 @@ class Input(Layer):
 
     def lower(self, g, inputs, weights):
         return inputs
+
+    # -- Keras import ---------------------------------------------------------------------------
+    keras_classes = ("InputLayer",)
+
+    @classmethod
+    def from_keras(cls, f):
+        shape = f.get("batch_shape", f.get("batch_input_shape"))
+        if shape is None and "shape" in f.cfg:
+            shape = [f.get("batch_size"), *(f.get("shape") or [])] if isinstance(f.get("shape"), list) else None
+        if not isinstance(shape, list) or len(shape) < 2:
+            raise LayerError(f"input shape {shape!r} is not supported: expected (batch, time[, features]) "
+                             f"with at least one axis besides the batch")
+        if len(shape) > 5 or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1)
+                                     for d in shape):
+            raise LayerError(f"input shape {shape!r} is not supported")
+        for flag in ("sparse", "ragged", "optional"):
+            if f.get(flag):
+                raise LayerError(f"option {flag}=True is not supported (dense inputs only)")
+        dtype = f.dtype("dtype") or "float32"
+        if dtype not in _KERAS_DTYPES:
+            raise LayerError(f"option dtype={dtype!r} is not supported: inputs are float32 or integer ids")
+        out = {"shape": list(shape[1:]), "dtype": _KERAS_DTYPES[dtype]}
+        if shape[0] is not None:
+            out["batch_size"] = shape[0]
+        return out
+
+
+_KERAS_DTYPES = {"float32": "float32", "int32": "int32", "int64": "int64", "int8": "int32", "int16": "int32",
+                 "uint8": "int32", "uint16": "int32", "uint32": "int64", "uint64": "int64"}

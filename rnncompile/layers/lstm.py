@@ -60,3 +60,11 @@ class LSTM(Recurrent):
         bias = _reorder(w["bias"]) if self["use_bias"] else np.zeros(4 * h, np.float32)
         return (_reorder(w["kernel"]).T, _reorder(w["recurrent_kernel"]).T,
                 np.concatenate([bias, np.zeros(4 * h, np.float32)]))
+
+    keras_classes = ("LSTM",)
+    keras_cells = ("LSTMCell",)
+
+    @classmethod
+    def from_keras(cls, f):
+        f.cell.get("unit_forget_bias")  # an initializer setting
+        return super().from_keras(f)

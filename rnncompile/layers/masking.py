@@ -32,3 +32,13 @@ class Masking(Layer):
         keep = g.cast(g.reduce("ReduceMax", g.cast(differs, "int32"), [-1]), "bool")
         out = g.op("Mul", x.name, g.unsqueeze(g.cast(keep, "float32"), [2]))
         return [Sym(out, self.output_types_[0], keep)]
+
+    # -- Keras import ---------------------------------------------------------------------------
+    keras_classes = ("Masking",)
+
+    @classmethod
+    def from_keras(cls, f):
+        return {"mask_value": f.number("mask_value", 0.0)}
+
+    def keras_new_mask(self):
+        return ("any_not_equal", float(self["mask_value"]))

@@ -23,12 +23,21 @@ class _GlobalPool1D(Layer):
         shape = (x.shape[0], 1, x.shape[2]) if self["keepdims"] else (x.shape[0], x.shape[2])
         return [TensorType(shape, "float32", False)]
 
+    @classmethod
+    def from_keras(cls, f):
+        fmt = f.get("data_format", "channels_last")
+        if fmt not in (None, "channels_last"):
+            f.refuse("data_format", fmt, "only channels_last (time on axis 1) is supported")
+        return {"keepdims": f.boolean("keepdims", False)}
+
 
 @register
 class GlobalAveragePooling1D(_GlobalPool1D):
     class_name = "GlobalAveragePooling1D"
     description = "Mean over the valid time steps (Keras GlobalAveragePooling1D)"
     defined_for_empty_rows = False
+    keras_classes = ("GlobalAveragePooling1D",)
+    keras_call_args = ("mask",)
 
     def reference(self, inputs, weights):
         (x,) = inputs
@@ -54,6 +63,7 @@ class GlobalAveragePooling1D(_GlobalPool1D):
 class GlobalMaxPooling1D(_GlobalPool1D):
     class_name = "GlobalMaxPooling1D"
     description = "Max over all time steps; Keras 3 ignores the mask here"
+    keras_classes = ("GlobalMaxPooling1D",)
 
     def reference(self, inputs, weights):
         return [Tensor(inputs[0].data.max(axis=1, keepdims=self["keepdims"]))]

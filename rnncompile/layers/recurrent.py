@@ -473,6 +473,28 @@ class Recurrent(Layer):
             shapes["bias"] = self.bias_shape()
         return shapes
 
+    # -- Keras import: LSTM, GRU, SimpleRNN, and RNN over their cells ---------------------------
+    keras_weight_paths = {"": "cell/vars/"}
+    keras_call_args = ("initial_state", "mask")
+
+    @classmethod
+    def from_keras(cls, f):
+        c = f.cell  # an RNN layer's cell options; the layer's own otherwise
+        out = {"units": c.integer("units"), "activation": c.activation("activation", "tanh")}
+        if "recurrent_activation" in cls.attributes:
+            out["recurrent_activation"] = c.activation("recurrent_activation", "sigmoid")
+        out["use_bias"] = c.boolean("use_bias", True)
+        for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                  "zero_output_for_mask"):
+            out[k] = f.boolean(k, False)
+        if f.get("time_major"):
+            f.refuse("time_major", True, "time-major inputs are not supported")
+        for k in ("dropout", "recurrent_dropout"):
+            out[k] = c.number(k, 0.0, 0, 1)
+            f.random_in_training(out[k] > 0)
+        c.refuse_set("lora_rank", "quantization_config", why="LoRA and quantized layers are not supported")
+        return out
+
     # -- reference ----------------------------------------------------------------------------
     def run(self, x: Tensor, init: list[np.ndarray] | None, w, go_backwards: bool,
             zero_output: bool):

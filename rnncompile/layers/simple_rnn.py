@@ -39,3 +39,6 @@ class SimpleRNN(Recurrent):
         h = self["units"]
         bias = w["bias"] if self["use_bias"] else np.zeros(h, np.float32)
         return w["kernel"].T, w["recurrent_kernel"].T, np.concatenate([bias, np.zeros(h, np.float32)])
+
+    keras_classes = ("SimpleRNN",)
+    keras_cells = ("SimpleRNNCell",)
