@@ -78,6 +78,23 @@ def mask_matrix(patterns, T, chunk=0) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 RNN_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+
+
+def _present(*names):
+    """(key, variable) pairs of the named variables a layer has (no gamma with scale=False)."""
+    return lambda layer: [(f"{layer.name}/{n}", getattr(layer, n)) for n in names
+                          if getattr(layer, n, None) is not None]
+
+
+#: Per Keras class (beyond the recurrent core): its weights, under our keys, in Keras order.
+#: Keras computes the masks of these classes itself (they are only built from plain calls).
+WEIGHTS = {
+    "BatchNormalization": _present("gamma", "beta", "moving_mean", "moving_variance"),
+    "LayerNormalization": _present("gamma", "beta"),
+    "Conv1D": _present("kernel", "bias"),
+}
+#: Weights that must be positive (a variance): drawn from [0.5, 1.5) instead of [-0.5, 0.5).
+POSITIVE_WEIGHTS = ("moving_variance",)
 _NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask")
 
 
@@ -186,12 +203,14 @@ def weight_vars(model: keras.Model):
         elif cls == "Bidirectional":
             cell_vars(f"{layer.name}/forward", layer.forward_layer)
             cell_vars(f"{layer.name}/backward", layer.backward_layer)
+        elif cls in WEIGHTS:
+            pairs.extend(WEIGHTS[cls](layer))
         else:
             assert not layer.weights, (cls, layer.weights)
     n_vars = len(model.weights) - sum(
         len(l.non_trainable_weights) for l in model.layers if getattr(l, "stateful", False)
     )
-    assert len(pairs) == len(model.trainable_weights) == n_vars, (pairs, model.weights)
+    assert len(pairs) == n_vars, (pairs, model.weights)   # BatchNormalization's stats: non-trainable
     return pairs
 
 
@@ -595,6 +614,8 @@ def define_cases():
           rnn("lstm", return_sequences=True, unroll=True)],
          ["rnn"], desc="LSTM unroll=True (fixed T) with mask")
 
+    breadth_cases()
+
     # --- the guide's example shapes --------------------------------------------------------------
     case("guide_embedding_lstm_dense",
          [Inp("tokens", [None], "int32"), L("Embedding", "emb", input_dim=VOCAB, output_dim=4),
@@ -619,6 +640,74 @@ def define_cases():
           L("Bidirectional", "bidi", merge_mode="concat", layer={"class_name": "LSTM", "units": 4}),
           L("Dense", "dense", units=1, activation="sigmoid")],
          ["dense"], desc="Embedding(mask_zero) -> Bidirectional(LSTM) -> Dense(sigmoid)")
+
+
+def breadth_cases():
+    """The layers around the recurrent core (issue 14): merges, normalization, shape layers."""
+    two_emb = [Inp("tokens", [None], "int32"),
+               L("Embedding", "emb", input_dim=VOCAB, output_dim=3, mask_zero=True),
+               Inp("tokens2", [None], "int32"),
+               L("Embedding", "emb2", input_dim=VOCAB, output_dim=3, mask_zero=True)]
+    emb_x = emb_front() + [Inp("x", [None, 3])]
+    for cls in ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
+        low = cls.lower()
+        case(f"{low}_two_emb_masks_gru", two_emb + [L(cls, "merge", inputs=["emb", "emb2"]),
+                                                    rnn("gru", return_sequences=True)],
+             ["rnn", "merge"], desc=f"{cls} of two Embedding(mask_zero) sequences (patterns of "
+                                    f"the second rotated by 3), then a GRU that uses the merged mask")
+        case(f"{low}_emb_mask_and_unmasked_lstm", emb_x + [L(cls, "merge", inputs=["emb", "x"]),
+                                                           rnn("lstm", return_sequences=True)],
+             ["rnn", "merge"], desc=f"{cls} of a masked and an unmasked sequence, then an LSTM")
+    case("multiply_three_two_masked", two_emb + [Inp("x", [None, 3]),
+                                                 L("Multiply", "merge", inputs=["emb", "x", "emb2"])],
+         ["merge"], desc="Multiply of three inputs, the middle one unmasked")
+    case("maximum_three_masked", two_emb + [Inp("tokens3", [None], "int32"),
+                                            L("Embedding", "emb3", input_dim=VOCAB, output_dim=3,
+                                              mask_zero=True),
+                                            L("Maximum", "merge", inputs=["emb", "emb2", "emb3"]),
+                                            rnn("simplernn", return_sequences=True)],
+         ["rnn", "merge"], desc="Maximum of three masked inputs")
+    case("concatenate_time_axis_emb_mask_unmasked", emb_x + [
+        L("Concatenate", "merge", inputs=["emb", "x"], axis=1), rnn("gru", return_sequences=True)],
+        ["rnn", "merge"], desc="Concatenate along time of a masked and an unmasked sequence: the "
+                               "masks are joined along time (the unmasked one all valid)")
+    case("concatenate_time_axis_two_masks", two_emb + [
+        L("Concatenate", "merge", inputs=["emb", "emb2"], axis=1), rnn("lstm")],
+        ["rnn"], desc="Concatenate along time of two masked sequences, LSTM last output")
+    case("concatenate_2d_after_two_lstms", emb_x + [
+        rnn("lstm", inputs="emb"), rnn("gru", name="rnn2", inputs="x"),
+        L("Concatenate", "merge", inputs=["rnn", "rnn2"]), L("Dense", "d", units=2)],
+        ["d"], desc="Concatenate of two RNN last outputs (2-D), then Dense")
+    case("batchnorm_after_lstm_emb_mask", emb_front() + [
+        rnn("lstm", return_sequences=True), L("BatchNormalization", "bn"),
+        rnn("gru", name="rnn2", return_sequences=True)],
+        ["rnn2", "bn"], desc="BatchNormalization (inference; keeps the mask) between two RNNs")
+    case("batchnorm_time_axis_noscale", [Inp("x", [6, 3]),
+         L("BatchNormalization", "bn", axis=1, scale=False, epsilon=0.01), rnn("simplernn")],
+         ["rnn", "bn"], desc="BatchNormalization on axis 1 (time, fixed T), scale=False")
+    case("layernorm_emb_mask_gru", emb_front() + [
+        L("LayerNormalization", "ln"), rnn("gru", return_sequences=True)],
+        ["rnn", "ln"], desc="LayerNormalization (keeps the mask) before a GRU")
+    case("layernorm_two_axes_nocenter", [Inp("x", [6, 3]),
+         L("LayerNormalization", "ln", axis=[1, 2], center=False, epsilon=0.1)],
+         ["ln"], desc="LayerNormalization over axes [1, 2], center=False")
+    case("repeatvector_seq2seq", float_front() + [
+        rnn("lstm"), L("RepeatVector", "rep", n=4), rnn("gru", name="rnn2", return_sequences=True),
+        L("Dense", "d", units=2)],
+        ["d"], desc="LSTM encoder -> RepeatVector(4) -> GRU decoder -> Dense")
+    case("flatten_after_lstm_emb_mask", [Inp("tokens", [6], "int32"),
+         L("Embedding", "emb", input_dim=VOCAB, output_dim=3, mask_zero=True),
+         rnn("lstm", return_sequences=True), L("Flatten", "flat"), L("Dense", "d", units=2)],
+         ["d"], desc="Flatten (drops the mask) of a masked LSTM sequence, then Dense")
+    case("reshape_then_gru", [Inp("x", [12]), L("Reshape", "resh", target_shape=[-1, 3]),
+         rnn("gru", return_sequences=True)],
+         ["rnn"], T=4, desc="Reshape a flat vector to (4, 3), then a GRU")
+    case("permute_then_lstm", [Inp("x", [6, 4]), L("Permute", "perm", dims=[2, 1]), rnn("lstm")],
+         ["rnn"], desc="Permute (2, 1) turns (6, 4) into (4, 6) for the LSTM")
+    case("reshape_emb_mask_dropped", [Inp("tokens", [6], "int32"),
+         L("Embedding", "emb", input_dim=VOCAB, output_dim=4, mask_zero=True),
+         L("Reshape", "resh", target_shape=[3, 8]), rnn("simplernn", return_sequences=True)],
+         ["rnn"], desc="Reshape drops the Embedding mask: the SimpleRNN runs every step")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -710,7 +799,8 @@ def generate(name, info):
     model = build_keras(spec, info["explicit_mask"])
     weights = {}
     for key, var in weight_vars(model):
-        val = rng.uniform(-0.5, 0.5, tuple(var.shape)).astype(var.dtype)
+        low = 0.5 if key.endswith(POSITIVE_WEIGHTS) else -0.5
+        val = rng.uniform(low, low + 1.0, tuple(var.shape)).astype(var.dtype)
         var.assign(val)
         weights[key] = to_np(var.value).astype(np.float32)
         assert np.array_equal(weights[key], val)
