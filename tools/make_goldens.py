@@ -708,6 +708,31 @@ def breadth_cases():
          L("Embedding", "emb", input_dim=VOCAB, output_dim=4, mask_zero=True),
          L("Reshape", "resh", target_shape=[3, 8]), rnn("simplernn", return_sequences=True)],
          ["rnn"], desc="Reshape drops the Embedding mask: the SimpleRNN runs every step")
+    conv_variants = {
+        "valid": dict(kernel_size=3),
+        "same_stride2_relu": dict(kernel_size=3, padding="same", strides=2, activation="relu"),
+        "causal_dilated_groups": dict(kernel_size=2, padding="causal", dilation_rate=2, groups=2),
+        "same_even_kernel_nobias": dict(kernel_size=4, padding="same", use_bias=False),
+    }
+    for tag, kw in conv_variants.items():
+        case(f"conv1d_{tag}_emb_mask_lstm", emb_front(dim=4) + [L("Conv1D", "conv", filters=4, **kw),
+                                                               rnn("lstm", return_sequences=True)],
+             ["rnn", "conv"], T=7, desc=f"Conv1D {kw} on an Embedding(mask_zero) sequence: Keras "
+                                         f"drops the mask at Conv1D (the LSTM runs every step)")
+    case("conv1d_maxpool_gru", float_front(3) + [
+        L("Conv1D", "conv", filters=4, kernel_size=3, padding="same", activation="tanh"),
+        L("MaxPooling1D", "pool", pool_size=2), rnn("gru", return_sequences=True)],
+        ["rnn", "pool"], T=7, desc="CNN-RNN front end: Conv1D same -> MaxPooling1D(2) -> GRU")
+    case("pool1d_same_strides", float_front(3) + [
+        L("MaxPooling1D", "mp", pool_size=3, strides=2, padding="same"),
+        L("AveragePooling1D", "ap", inputs="x", pool_size=3, strides=2, padding="same"),
+        L("AveragePooling1D", "ap2", inputs="x", pool_size=2)],
+        ["mp", "ap", "ap2"], T=7, desc="Max/AveragePooling1D with padding=same (average over the real "
+                                       "steps of a window) and strides")
+    case("leaky_relu_slopes_emb_mask", emb_front() + [
+        L("LeakyReLU", "leaky", negative_slope=0.05), rnn("gru", return_sequences=True),
+        L("LeakyReLU", "leaky2")],
+        ["leaky2", "leaky"], desc="LeakyReLU negative_slope 0.05 and the default 0.3; keeps the mask")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -733,7 +758,8 @@ def consumers(spec, name):
 
 def input_kind(spec, inp):
     uses = consumers(spec, inp["name"])
-    assert len(uses) == 1, (inp["name"], uses)
+    assert len(uses) == 1 or all(c["class_name"] not in ("Embedding", "Masking") and h == "input"
+                                 for c, h in uses), (inp["name"], uses)   # several float readers
     cfg, how = uses[0]
     if how == "state":
         return ("state", None)

@@ -48,7 +48,6 @@ def _keras_axis(f):
 
 
 class _Norm(Layer):
-    keras_time_distributed = True
 
     def output_types(self, inputs):
         (x,) = inputs
