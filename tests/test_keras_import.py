@@ -331,9 +331,9 @@ def test_refuses_custom_activation_function(tmp_path):
 def test_refuses_unsupported_layer_class(tmp_path):
     def edit(cfg):
         l = _layer(cfg, "head")
-        l["class_name"] = "Conv1D"
+        l["class_name"] = "ConvLSTM2D"
     p = _rewrite_keras(MODELS / "lstm_seq_dense.keras", tmp_path / "conv.keras", edit)
-    _refused(p, "'head'", "Conv1D", "not supported", "supported layers", "LSTM", kind=SpecError)
+    _refused(p, "'head'", "ConvLSTM2D", "not supported", "supported layers", "LSTM", kind=SpecError)
 
 
 @pytest.mark.parametrize("layer,option,value,needle", [
