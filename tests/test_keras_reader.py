@@ -350,7 +350,8 @@ def test_every_built_in_keras_class_is_covered():
 #: Keras goldens (tests/goldens/, Keras computes the masks there) instead of by that table.
 _GOLDEN_PINNED = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
                   "BatchNormalization", "LayerNormalization", "RepeatVector", "Flatten", "Reshape",
-                  "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "LeakyReLU")
+                  "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "LeakyReLU", "Attention",
+                  "AdditiveAttention")
 
 
 def test_golden_pinned_kinds_have_keras_goldens():

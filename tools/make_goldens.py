@@ -92,10 +92,14 @@ WEIGHTS = {
     "BatchNormalization": _present("gamma", "beta", "moving_mean", "moving_variance"),
     "LayerNormalization": _present("gamma", "beta"),
     "Conv1D": _present("kernel", "bias"),
+    "Attention": _present("scale", "concat_score_weight"),
+    "AdditiveAttention": _present("scale"),
 }
 #: Weights that must be positive (a variance): drawn from [0.5, 1.5) instead of [-0.5, 0.5).
 POSITIVE_WEIGHTS = ("moving_variance",)
-_NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask")
+#: Spec attributes that are call arguments of the Keras layer (Attention's)
+CALL_KW = ("use_causal_mask", "return_attention_scores")
+_NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask") + CALL_KW
 
 
 def make_layer(cfg: dict, name: str | None):
@@ -154,7 +158,7 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
                 mask_in = None if isinstance(src, list) else get_mask(src)
             else:
                 x, mask_in = prev, masks.get(prev_name)
-            kw = {}
+            kw = {k: cfg[k] for k in CALL_KW if k in cfg}
             if "initial_state" in cfg:
                 kw["initial_state"] = [get(r) for r in cfg["initial_state"]]
                 if explicit_mask and mask_in is not None:
@@ -223,7 +227,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, arr in arrays.items():
             buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            np.lib.format.write_array(buf, np.array(arr, order="C"), allow_pickle=False)  # keeps 0-d
             zi = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             zi.compress_type = zipfile.ZIP_DEFLATED
             zi.external_attr = 0o644 << 16
@@ -708,6 +712,30 @@ def breadth_cases():
          L("Embedding", "emb", input_dim=VOCAB, output_dim=4, mask_zero=True),
          L("Reshape", "resh", target_shape=[3, 8]), rnn("simplernn", return_sequences=True)],
          ["rnn"], desc="Reshape drops the Embedding mask: the SimpleRNN runs every step")
+    att_front = two_emb + [rnn("gru", name="enc", inputs="emb", return_sequences=True),
+                           rnn("gru", name="dec", inputs="emb2", return_sequences=True)]
+    for tag, cls, kw in [("dot", "Attention", {}), ("dot_scale", "Attention", dict(use_scale=True)),
+                         ("concat_scale", "Attention", dict(score_mode="concat", use_scale=True)),
+                         ("concat", "Attention", dict(score_mode="concat")),
+                         ("additive", "AdditiveAttention", {}),
+                         ("additive_noscale", "AdditiveAttention", dict(use_scale=False))]:
+        case(f"attention_{tag}_enc_dec_masks", att_front + [
+            L(cls, "att", inputs=["dec", "enc"], **kw), rnn("lstm", name="post", return_sequences=True)],
+            ["post", "att"], desc=f"{cls} {kw} of a masked decoder (query) over a masked encoder "
+                                  f"(value): value mask on the scores, query mask on the output "
+                                  f"and passed on; a fully masked value row weighs all steps equally")
+    case("attention_causal_scores_self_masked", emb_front(dim=3) + [
+        L("Attention", "att", inputs=["emb", "emb"], use_causal_mask=True, return_attention_scores=True),
+        rnn("gru", name="post", inputs="att", return_sequences=True)],
+        ["post", "att", "att:1"], desc="causal self-attention with return_attention_scores over a "
+                                       "masked sequence (rows whose allowed steps are all masked "
+                                       "weigh every step equally)")
+    case("additive_attention_causal_masked", att_front + [
+        L("AdditiveAttention", "att", inputs=["dec", "enc"], use_causal_mask=True)],
+        ["att"], desc="AdditiveAttention with use_causal_mask, both masked")
+    case("attention_query_value_key_unmasked", float_front(3) + [
+        Inp("v", [None, 2]), Inp("k", [None, 3]), L("Attention", "att", inputs=["x", "v", "k"])],
+        ["att"], desc="Attention with a separate key, no masks")
     conv_variants = {
         "valid": dict(kernel_size=3),
         "same_stride2_relu": dict(kernel_size=3, padding="same", strides=2, activation="relu"),

@@ -412,6 +412,24 @@ def _(rng):
     return keras.Model(a, y, name="breadth_shapes"), [token_batch(rng)]
 
 
+@fixture("breadth_attention", h5=True)
+def _(rng):
+    """Issue 14: masked encoder/decoder GRUs, Attention (concat scores, scale, causal, scores
+    returned) and AdditiveAttention, Conv1D + MaxPooling1D front end, LeakyReLU(0.1)."""
+    a = keras.Input((None,), dtype="int32", name="enc_tokens")
+    b = keras.Input((None,), dtype="int32", name="dec_tokens")
+    enc = layers.GRU(4, return_sequences=True, name="enc")(layers.Embedding(VOCAB, 3, mask_zero=True, name="ea")(a))
+    dec = layers.GRU(4, return_sequences=True, name="dec")(layers.Embedding(VOCAB, 3, mask_zero=True, name="eb")(b))
+    att, scores = layers.Attention(use_scale=True, score_mode="concat", name="att")(
+        [dec, enc], use_causal_mask=True, return_attention_scores=True)
+    add = layers.AdditiveAttention(name="add_att")([dec, enc])
+    h = layers.LSTM(3, name="post")(layers.Concatenate(name="cat")([att, add]))
+    c = layers.Conv1D(3, 3, padding="same", name="conv")(enc)
+    c = layers.LeakyReLU(negative_slope=0.1, name="leaky")(layers.MaxPooling1D(2, name="pool")(c))
+    tok = token_batch(rng)
+    return keras.Model([a, b], [h, scores, c], name="breadth_attention"), [tok, tok[[1, 2, 3, 4, 0]].copy()]
+
+
 def keras2_hard_sigmoid(x):
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 

@@ -419,9 +419,25 @@ class Converter:
         xs = [self._tensor(tuple(r), n) for r in refs]
         if any(x is None for x in xs):
             return
+        config = dict(mapped.config)
+        for k, v in n.kwargs.items():
+            if k in getattr(kind, "keras_call_options", ()) and isinstance(v, bool):
+                config[k] = v
+            elif k not in ("training", "mask") and v is not None:
+                self.fail(f"is called with argument {k}={short(v)}, which is not supported", n.layer, n.cls)
+                return
+        given = n.kwargs.get("mask")
+        for x, m in zip(xs, given if isinstance(given, list) else []):
+            used = self._mask_expr(m, n) if m is not None else None
+            if used is _BAD:
+                return
+            if used != x.mask and not self._merge_mask(used, x):
+                self.fail(f"is called with mask {_describe_mask(used)} for input {x.ref!r}, which carries "
+                          f"{_describe_mask(x.mask)}; a mask passed from elsewhere is not supported", n.layer, n.cls)
+                return
         name = n.spec_name
-        spec = {"class_name": kind.class_name, "name": name, "inputs": [x.ref for x in xs], **mapped.config}
-        layer = self._typed(kind, name, mapped.config, [x.type for x in xs])
+        spec = {"class_name": kind.class_name, "name": name, "inputs": [x.ref for x in xs], **config}
+        layer = self._typed(kind, name, config, [x.type for x in xs])
         self.typed[n.key] = layer
         self.layers.append(spec)
         self._weights(n, layer, mapped)

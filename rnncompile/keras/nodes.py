@@ -39,7 +39,7 @@ class Node:
 #: the merge layers' compute_mask). A Keras 3 .h5 file records them without a module; unlike a
 #: layer (e.g. the Concatenate layer vs ops.concatenate) their config has no `trainable`.
 MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "BroadcastTo", "ZerosLike", "OnesLike", "LogicalOr",
-            "LogicalAnd", "LogicalNot", "Concatenate")
+            "LogicalAnd", "LogicalNot", "Concatenate", "ConvertToTensor")
 
 
 def is_op(entry: dict) -> bool:
