@@ -114,6 +114,9 @@ def _check(spec, tmp_path):
      "bad", "groups"),
     ({"class_name": "Conv1D", "name": "bad", "inputs": "r", "filters": 3, "kernel_size": 7}, "bad", "shorter"),
     ({"class_name": "RepeatVector", "name": "bad", "inputs": "ea", "n": 2}, "bad", "vector"),
+    ({"class_name": "AveragePooling1D", "name": "bad", "inputs": "ea", "pool_size": 2, "padding": "same"},
+     "bad", "unevenly"),
+    ({"class_name": "Conv2D", "name": "bad", "inputs": "ea", "filters": 2, "kernel_size": [2, 2]}, "bad", "images"),
     ({"class_name": "LeakyReLU", "name": "bad", "inputs": "ea", "negative_slope": -1}, "layers[6]", "negative_slope"),
 ])
 def test_bad_options_are_clean_errors(layer, where, needle, tmp_path):

@@ -92,6 +92,7 @@ WEIGHTS = {
     "BatchNormalization": _present("gamma", "beta", "moving_mean", "moving_variance"),
     "LayerNormalization": _present("gamma", "beta"),
     "Conv1D": _present("kernel", "bias"),
+    "Conv2D": _present("kernel", "bias"),
     "Attention": _present("scale", "concat_score_weight"),
     "AdditiveAttention": _present("scale"),
 }
@@ -736,6 +737,21 @@ def breadth_cases():
     case("attention_query_value_key_unmasked", float_front(3) + [
         Inp("v", [None, 2]), Inp("k", [None, 3]), L("Attention", "att", inputs=["x", "v", "k"])],
         ["att"], desc="Attention with a separate key, no masks")
+    case("crnn_conv2d_maxpool2d_gru", [Inp("img", [8, 6, 1]),
+         L("Conv2D", "conv", filters=4, kernel_size=[3, 3], padding="same", activation="relu"),
+         L("MaxPooling2D", "pool", pool_size=[2, 2]), L("Permute", "perm", dims=[2, 1, 3]),
+         L("Reshape", "resh", target_shape=[3, 16]), rnn("gru", return_sequences=True)],
+         ["rnn", "pool"], desc="CRNN front end: Conv2D same relu -> MaxPooling2D -> Permute -> "
+                               "Reshape to (width, features) -> GRU")
+    case("conv2d_strided_groups_avgpool2d", [Inp("img", [7, 6, 2]),
+         L("Conv2D", "conv", filters=4, kernel_size=[3, 2], strides=[2, 1], groups=2),
+         L("Conv2D", "conv2", filters=2, kernel_size=[2, 2], dilation_rate=[1, 2], padding="same",
+           use_bias=False),
+         L("AveragePooling2D", "pool", pool_size=[3, 3], strides=[1, 2], padding="same"),
+         L("MaxPooling2D", "pool2", inputs="conv", pool_size=[2, 2], strides=[1, 1], padding="same"),
+         L("Flatten", "flat", inputs="pool"), L("Dense", "d", units=2)],
+         ["d", "pool2"], desc="Conv2D strides/groups, dilated same Conv2D, Average/MaxPooling2D "
+                              "same with strides")
     conv_variants = {
         "valid": dict(kernel_size=3),
         "same_stride2_relu": dict(kernel_size=3, padding="same", strides=2, activation="relu"),
@@ -753,10 +769,10 @@ def breadth_cases():
         ["rnn", "pool"], T=7, desc="CNN-RNN front end: Conv1D same -> MaxPooling1D(2) -> GRU")
     case("pool1d_same_strides", float_front(3) + [
         L("MaxPooling1D", "mp", pool_size=3, strides=2, padding="same"),
-        L("AveragePooling1D", "ap", inputs="x", pool_size=3, strides=2, padding="same"),
+        L("AveragePooling1D", "ap", inputs="x", pool_size=3, strides=1, padding="same"),
         L("AveragePooling1D", "ap2", inputs="x", pool_size=2)],
-        ["mp", "ap", "ap2"], T=7, desc="Max/AveragePooling1D with padding=same (average over the real "
-                                       "steps of a window) and strides")
+        ["mp", "ap", "ap2"], T=7, desc="MaxPooling1D same with strides; AveragePooling1D same (even "
+                                       "padding: the average of a window's real steps) and valid")
     case("leaky_relu_slopes_emb_mask", emb_front() + [
         L("LeakyReLU", "leaky", negative_slope=0.05), rnn("gru", return_sequences=True),
         L("LeakyReLU", "leaky2")],
@@ -813,7 +829,7 @@ def make_inputs(spec, info, rng, chunk):
         if kind == "state":
             out[l["name"]] = rng.uniform(-0.9, 0.9, (B, shape[0])).astype(dtype)
             continue
-        if kind != "float" or len(shape) == 2:  # a sequence input: [T or null, (F)]
+        if kind != "float" or len(shape) == 2:  # a sequence input: [T or null, (F)] (not images)
             assert shape[0] in (None, T), (l, T)
         if kind in ("tokens", "tokens_masked"):
             if kind == "tokens":
@@ -824,6 +840,9 @@ def make_inputs(spec, info, rng, chunk):
                 n_masked += 1
                 out[l["name"]] = (rng.integers(1, arg, (B, T)) * m).astype(dtype)
         else:
+            if len(shape) == 3:  # images (height, width, channels)
+                out[l["name"]] = rng.normal(0, 1, (B, *shape)).astype(dtype)
+                continue
             F = shape[-1]
             if len(shape) == 1:  # 2-D Dense input
                 out[l["name"]] = rng.normal(0, 1, (B, F)).astype(dtype)

@@ -430,6 +430,19 @@ def _(rng):
     return keras.Model([a, b], [h, scores, c], name="breadth_attention"), [tok, tok[[1, 2, 3, 4, 0]].copy()]
 
 
+@fixture("breadth_crnn", h5=True)
+def _(rng):
+    """Issue 14: CRNN front end, Conv2D -> MaxPooling2D -> AveragePooling2D -> Permute -> Reshape
+    -> Bidirectional GRU -> Dense."""
+    img = keras.Input((8, 10, 1), name="image")
+    h = layers.Conv2D(3, (3, 3), padding="same", activation="relu", name="conv")(img)
+    h = layers.MaxPooling2D((2, 2), name="pool")(h)
+    h = layers.AveragePooling2D((3, 3), strides=1, padding="same", name="avg")(h)
+    h = layers.Reshape((5, 12), name="resh")(layers.Permute((2, 1, 3), name="perm")(h))
+    y = layers.Dense(2, name="head")(layers.Bidirectional(layers.GRU(3), name="bigru")(h))
+    return keras.Model(img, y, name="breadth_crnn"), [rng.normal(size=(3, 8, 10, 1)).astype("float32")]
+
+
 def keras2_hard_sigmoid(x):
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 

@@ -9,7 +9,8 @@ steps on the left), "same": total = max((kernel - 1) * dilation - (T - 1) % stri
 smaller half on the left (TensorFlow's rule, which Keras's torch backend copies). Lowered to ONNX
 Conv / MaxPool / AveragePool on [batch, channels, time] between two Transposes; with a dynamic
 time axis and strides > 1 "same" becomes auto_pad=SAME_UPPER (the same split). AveragePooling1D
-with "same" averages only the real steps of a window (Keras; ONNX count_include_pad=0).
+with "same" averages only the real steps of a window (ONNX count_include_pad=0), and only where
+the padding is even (else Keras's backends disagree: `check_even_same`).
 """
 from __future__ import annotations
 
@@ -58,6 +59,20 @@ def _out_len(t: int | None, padding: str, span: int, stride: int) -> int | None:
     if n < 1:
         raise LayerError(f"a sequence of {t} steps is shorter than the window ({span} steps)")
     return n
+
+
+def check_even_same(padding: str, t: int | None, span: int, stride: int) -> None:
+    """AveragePooling with padding="same" only where the padding is even on both sides: where it
+    is not, Keras's backends disagree (TensorFlow averages the real steps only, torch repeats the
+    edge step into the window), so there is no one Keras answer to reproduce."""
+    if padding != "same":
+        return
+    even = (stride == 1 and span % 2 == 1) if t is None else max(span - 1 - (t - 1) % stride, 0) % 2 == 0
+    if not even:
+        size = "a variable size" if t is None else f"size {t}"
+        raise LayerError(f"padding='same' pads an axis of {size} unevenly here (window {span}, stride "
+                         f"{stride}); Keras's backends average such windows differently (TensorFlow: real "
+                         f"steps only, torch: the edge step repeated), so this is not supported", "padding")
 
 
 class _Window(Layer):
@@ -219,6 +234,11 @@ class AveragePooling1D(_Pool1D):
     description = "Mean over windows of time steps, padding excluded (Keras AveragePooling1D); drops the mask"
     keras_classes = ("AveragePooling1D",)
     _onnx = "AveragePool"
+
+    def output_types(self, inputs):
+        out = super().output_types(inputs)
+        check_even_same(self["padding"], inputs[0].shape[1], *self._geometry()[:2])
+        return out
 
     def reference(self, inputs, weights):
         data = np.asarray(inputs[0].data, np.float64)
