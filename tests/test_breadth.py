@@ -117,6 +117,8 @@ def _check(spec, tmp_path):
     ({"class_name": "AveragePooling1D", "name": "bad", "inputs": "ea", "pool_size": 2, "padding": "same"},
      "bad", "unevenly"),
     ({"class_name": "Conv2D", "name": "bad", "inputs": "ea", "filters": 2, "kernel_size": [2, 2]}, "bad", "images"),
+    ({"class_name": "Dot", "name": "bad", "inputs": ["ea", "r"], "axes": 2}, "bad", "differ"),
+    ({"class_name": "Dot", "name": "bad", "inputs": ["ea", "eb"], "axes": 0}, "bad", "batch axis"),
     ({"class_name": "LeakyReLU", "name": "bad", "inputs": "ea", "negative_slope": -1}, "layers[6]", "negative_slope"),
 ])
 def test_bad_options_are_clean_errors(layer, where, needle, tmp_path):

@@ -752,6 +752,14 @@ def breadth_cases():
          L("Flatten", "flat", inputs="pool"), L("Dense", "d", units=2)],
          ["d", "pool2"], desc="Conv2D strides/groups, dilated same Conv2D, Average/MaxPooling2D "
                               "same with strides")
+    case("dot_scores_and_cosine", att_front + [
+        L("Dot", "scores", inputs=["dec", "enc"], axes=2),
+        rnn("lstm", name="rnn_last", inputs="enc"), rnn("lstm", name="rnn_last2", inputs="dec"),
+        L("Dot", "cos", inputs=["rnn_last", "rnn_last2"], axes=1, normalize=True),
+        L("Dot", "over_time", inputs=["enc", "dec"], axes=[1, 1])],
+        ["scores", "cos", "over_time"], desc="Dot: attention-style scores (axes 2), cosine of two "
+                                             "vectors (normalize), contraction over time (axes [1, 1]); "
+                                             "Dot drops the masks")
     conv_variants = {
         "valid": dict(kernel_size=3),
         "same_stride2_relu": dict(kernel_size=3, padding="same", strides=2, activation="relu"),

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ModelFileError, Problem, SpecError
 from ..layer import Layer, LayerError, TensorType
 from .fields import KindTable, Mapped, Refused, map_layer, short
+from .list_calls import emit_list_call, merge_mask
 from .nodes import (Node, TRef, contains_tref, data_refs, is_number, is_op, is_tref, parse_node,
                     tensor_list)
 from .reader import Source, keras_snake
@@ -348,7 +349,7 @@ class Converter:
             return
         x_ref = n.args[0] if n.args else None
         if getattr(kind, "keras_list_input", False) and isinstance(x_ref, list):
-            self._emit_list_call(n, kind, mapped, x_ref)
+            emit_list_call(self, n, kind, mapped, x_ref)
             return
         if not is_tref(x_ref):
             self.fail("expected a single input tensor as the first argument" +
@@ -406,43 +407,6 @@ class Converter:
                 mask = x.mask
             else:
                 mask = ("computed", (n.layer, n.index, i))
-            self.tensors[(n.layer, n.index, i)] = T(name if i == 0 else f"{name}:{i}", t, mask, n)
-
-    def _emit_list_call(self, n: Node, kind: type[Layer], mapped: Mapped, refs: list) -> None:
-        """A layer called on a list of tensors (merge layers: `keras_list_input`). Keras computes
-        its mask from its inputs' masks, so each masked output's mask is its own."""
-        if not refs or not all(is_tref(r) for r in refs) or any(contains_tref(a) for a in n.args[1:]) \
-                or any(contains_tref(v) for k, v in n.kwargs.items() if k != "mask"):
-            self.fail(f"expected a list of input tensors as the only tensor argument, found "
-                      f"{short(n.args)}", n.layer, n.cls)
-            return
-        xs = [self._tensor(tuple(r), n) for r in refs]
-        if any(x is None for x in xs):
-            return
-        config = dict(mapped.config)
-        for k, v in n.kwargs.items():
-            if k in getattr(kind, "keras_call_options", ()) and isinstance(v, bool):
-                config[k] = v
-            elif k not in ("training", "mask") and v is not None:
-                self.fail(f"is called with argument {k}={short(v)}, which is not supported", n.layer, n.cls)
-                return
-        given = n.kwargs.get("mask")
-        for x, m in zip(xs, given if isinstance(given, list) else []):
-            used = self._mask_expr(m, n) if m is not None else None
-            if used is _BAD:
-                return
-            if used != x.mask and not self._merge_mask(used, x):
-                self.fail(f"is called with mask {_describe_mask(used)} for input {x.ref!r}, which carries "
-                          f"{_describe_mask(x.mask)}; a mask passed from elsewhere is not supported", n.layer, n.cls)
-                return
-        name = n.spec_name
-        spec = {"class_name": kind.class_name, "name": name, "inputs": [x.ref for x in xs], **config}
-        layer = self._typed(kind, name, config, [x.type for x in xs])
-        self.typed[n.key] = layer
-        self.layers.append(spec)
-        self._weights(n, layer, mapped)
-        for i, t in enumerate(layer.output_types_):
-            mask = ("computed", (n.layer, n.index, i)) if t.masked else None
             self.tensors[(n.layer, n.index, i)] = T(name if i == 0 else f"{name}:{i}", t, mask, n)
 
     @staticmethod
@@ -528,7 +492,7 @@ class Converter:
                 used = self._mask_expr(given, n)
                 if used is _BAD:
                     return None
-                if used != x.mask and not self._merge_mask(used, x):
+                if used != x.mask and not merge_mask(self, used, x):
                     self.fail(f"is called with mask {_describe_mask(used)}, but rnncompile derives a "
                               f"layer's mask from its input, which carries {_describe_mask(x.mask)}; a "
                               f"mask passed from elsewhere is not supported", n.layer, n.cls)
@@ -543,40 +507,6 @@ class Converter:
                       "and Masking layers are supported", n.layer, n.cls)
             return None
         return False
-
-    def _merge_mask(self, used, x: T) -> bool:
-        """Whether `used` is the mask Keras computed for a list-input layer's output (x carries it,
-        as ("computed", ...)): Keras writes that layer's compute_mask into the saved graph as ops.
-        The layer kind's mask rule reproduces it; accepted when every tensor the ops read comes
-        from that layer's own inputs (or what they are computed from), so a mask from elsewhere
-        is still refused."""
-        if not (isinstance(x.mask, tuple) and x.mask[0] == "computed" and used[0] == "opaque"):
-            return False
-        merge = self.nodes.get(tuple(x.mask[1][:2]))
-        typed = self.typed.get(merge.key) if merge is not None else None
-        if not getattr(typed, "keras_list_input", False):
-            return False
-        allowed, stack = set(), [merge.key]
-        while stack and len(allowed) < 100_000:
-            key = stack.pop()
-            if key not in allowed:
-                allowed.add(key)
-                node = self.nodes.get(key)
-                stack.extend(tuple(r[:2]) for r in _trefs(node.args + list(node.kwargs.values()))) if node else None
-        seen, stack = set(), [tuple(used[1])]
-        while stack:
-            key = tuple(stack.pop()[:2])
-            if key in seen:
-                continue
-            seen.add(key)
-            node = self.nodes.get(key)
-            if node is None or len(seen) > 100_000:
-                return False
-            if node.is_op:
-                stack.extend(_trefs(node.args + list(node.kwargs.values())))
-            elif key not in allowed:
-                return False
-        return True
 
     def _mask_expr(self, value, n: Node):
         """The mask a Keras 3 layer call used, as an expression comparable with the spec's."""
@@ -618,19 +548,6 @@ class Converter:
                 self.weights[f"{n.spec_name}/{key}"] = cached[key]
 
 _BAD = object()
-
-
-def _trefs(v, depth: int = 0) -> list:
-    """Every tensor reference inside a node argument (nested lists and dicts)."""
-    if is_tref(v):
-        return [v]
-    if depth > 32:
-        return []
-    if isinstance(v, list):
-        return [t for a in v for t in _trefs(a, depth + 1)]
-    if isinstance(v, dict):
-        return [t for a in v.values() for t in _trefs(a, depth + 1)]
-    return []
 
 
 def _safe_name(name: str) -> str:

@@ -33,11 +33,10 @@ class Node:
         return self.layer if self.index == 0 else f"{self.layer}.{self.index}"
 
 
-#: Keras 3 operation classes that Keras itself inserts into functional configs to compute masks.
-#: (Keras 3's legacy .h5 saving writes ops without their `module`.)
-#: Keras ops that Keras 3 writes into a functional config to compute masks (Embedding/Masking, and
-#: the merge layers' compute_mask). A Keras 3 .h5 file records them without a module; unlike a
-#: layer (e.g. the Concatenate layer vs ops.concatenate) their config has no `trainable`.
+#: Keras 3 operation classes that Keras itself inserts into functional configs to compute masks
+#: (Embedding/Masking, and the compute_mask of merge layers and Attention). Keras 3's legacy .h5
+#: saving writes ops without their `module`; unlike a layer (the Concatenate layer vs
+#: ops.concatenate) their config has no `trainable`.
 MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "BroadcastTo", "ZerosLike", "OnesLike", "LogicalOr",
             "LogicalAnd", "LogicalNot", "Concatenate", "ConvertToTensor")
 

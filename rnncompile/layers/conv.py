@@ -211,10 +211,15 @@ class _Pool1D(_Window):
 
     @classmethod
     def from_keras(cls, f):
-        _channels_last(f)
-        strides = f.get("strides")
-        return {"pool_size": _one(f, "pool_size", 2), "strides": None if strides is None else _one(f, "strides", None),
-                "padding": f.get("padding", "valid")}
+        return pool_from_keras(f, _one)
+
+
+def pool_from_keras(f, size) -> dict:
+    """A Keras pooling layer's options, sizes read by `size(f, key, default)`."""
+    _channels_last(f)
+    return {"pool_size": size(f, "pool_size", 2),
+            "strides": None if f.get("strides") is None else size(f, "strides", None),
+            "padding": f.get("padding", "valid")}
 
 
 @register

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import activations as act
 from ..layer import ATTR_BOOL, ATTR_UNITS, Layer, LayerError, Tensor, TensorType, expect_float, register
-from .conv import _channels_last, _out_len, _pads, check_even_same
+from .conv import _channels_last, _out_len, _pads, check_even_same, pool_from_keras
 
 _PAIR = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 4096}, "minItems": 2, "maxItems": 2}
 _NHWC_NCHW, _NCHW_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
@@ -162,10 +162,7 @@ class _Pool2D(_Window2D):
 
     @classmethod
     def from_keras(cls, f):
-        _channels_last(f)
-        return {"pool_size": _pair(f, "pool_size", 2),
-                "strides": None if f.get("strides") is None else _pair(f, "strides", None),
-                "padding": f.get("padding", "valid")}
+        return pool_from_keras(f, _pair)
 
 
 @register
