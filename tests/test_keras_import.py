@@ -589,3 +589,15 @@ def test_damaged_weights_give_clean_errors(tmp_path, seed):
             load_model_file(p)
         except RnnCompileError as e:
             assert str(p) in str(e)
+
+
+def test_mask_after_a_merge_must_come_from_the_merges_inputs(tmp_path):
+    """Keras records the mask it computed for a merge layer as an ops chain passed as the next
+    layer's mask=; the importer accepts it (the fixture imports), but a mask taken from a tensor
+    that is not among the merge's inputs is refused, naming the layer."""
+    def edit(cfg):
+        call = _layer(cfg, "lstm")["inbound_nodes"][0]
+        assert call["kwargs"]["mask"]["config"]["keras_history"][0] == "any"
+        call["kwargs"]["mask"]["config"]["keras_history"] = ["add", 0, 0]   # not an input of 'cat'
+    p = _rewrite_keras(MODELS / "breadth_merges_norm.keras", tmp_path / "m.keras", edit)
+    _refused(p, "'lstm'", "mask", "not supported", kind=SpecError)
