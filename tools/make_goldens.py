@@ -93,6 +93,7 @@ WEIGHTS = {
     "LayerNormalization": _present("gamma", "beta"),
     "Conv1D": _present("kernel", "bias"),
     "Conv2D": _present("kernel", "bias"),
+    "PReLU": _present("alpha"),
     "Attention": _present("scale", "concat_score_weight"),
     "AdditiveAttention": _present("scale"),
 }
@@ -781,6 +782,12 @@ def breadth_cases():
         L("AveragePooling1D", "ap2", inputs="x", pool_size=2)],
         ["mp", "ap", "ap2"], T=7, desc="MaxPooling1D same with strides; AveragePooling1D same (even "
                                        "padding: the average of a window's real steps) and valid")
+    case("prelu_shared_time_emb_mask", emb_front() + [
+        L("PReLU", "prelu", shared_axes=[1]), rnn("gru", return_sequences=True),
+        L("Dense", "d", units=3), L("PReLU", "prelu2", shared_axes=[1])],
+        ["prelu2", "prelu"], desc="PReLU with alpha shared over time (variable T), keeps the mask")
+    case("prelu_per_element", [Inp("x", [6, 3]), L("PReLU", "prelu"), rnn("lstm")],
+         ["rnn", "prelu"], desc="PReLU with one alpha per (time, feature) on a fixed-T input")
     case("leaky_relu_slopes_emb_mask", emb_front() + [
         L("LeakyReLU", "leaky", negative_slope=0.05), rnn("gru", return_sequences=True),
         L("LeakyReLU", "leaky2")],
