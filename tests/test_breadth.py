@@ -128,3 +128,11 @@ def test_bad_options_are_clean_errors(layer, where, needle, tmp_path):
     code, text = _check(spec, tmp_path)
     assert code == 2, text
     assert where in text and needle in text, text
+
+
+def test_summary_says_where_keras_drops_the_mask():
+    from rnncompile.summary import summary_rows
+    rows = {r["layer"]: r for r in summary_rows(load_spec(SMOKE))}
+    assert "drops the input mask" in rows["conv2"]["lowering"]          # Conv1D on a masked Embedding
+    assert "drops the input mask" not in rows["conv"]["lowering"]       # its input carries no mask
+    assert rows["ln"]["mask"] == "yes" and rows["flat"]["mask"] == ""

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations as act
-from ..layer import (ATTR_BOOL, ATTR_UNITS, Layer, LayerError, Tensor, TensorType, expect_fixed_features,
+from ..layer import (ATTR_BOOL, ATTR_UNITS, LayerError, Tensor, TensorType, expect_fixed_features,
                      expect_sequence, register)
+from .reshaping import DropsMask
 
 _POS = {"type": "integer", "minimum": 1, "maximum": 4096}
 
@@ -75,7 +76,7 @@ def check_even_same(padding: str, t: int | None, span: int, stride: int) -> None
                          f"steps only, torch: the edge step repeated), so this is not supported", "padding")
 
 
-class _Window(Layer):
+class _Window(DropsMask):
     """Shared shape rule and NCW lowering of a window over time."""
 
     def _geometry(self) -> tuple[int, int, int]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layer import ATTR_BOOL, Layer, LayerError, Tensor, TensorType, expect_float, register
+from ..layer import ATTR_BOOL, LayerError, Tensor, TensorType, expect_float, register
+from .reshaping import DropsMask
 
 _AXES = {"oneOf": [{"type": "integer", "minimum": -3, "maximum": 2},
                    {"type": "array", "items": {"type": "integer", "minimum": -3, "maximum": 2},
@@ -16,7 +17,7 @@ _AXES = {"oneOf": [{"type": "integer", "minimum": -3, "maximum": 2},
 
 
 @register
-class Dot(Layer):
+class Dot(DropsMask):
     class_name = "Dot"
     description = "Batchwise dot product of two inputs over `axes` (Keras Dot); no mask"
     attributes = {"axes": _AXES, "normalize": dict(ATTR_BOOL, default=False)}

@@ -15,6 +15,15 @@ from ..layer import Layer, LayerError, Tensor, TensorType, expect_rank, register
 _DIMS = {"type": "array", "minItems": 1, "maxItems": 16}
 
 
+class DropsMask(Layer):
+    """A kind that drops an incoming mask, as Keras does: `summary` says so where it happens."""
+
+    def lowering(self) -> str:
+        if any(t.masked for t in self.input_types):
+            return "ONNX ops; drops the input mask (as Keras)"
+        return "ONNX ops"
+
+
 def _dims_list(f, key: str) -> list[int]:
     v = f.require(key)
     if not isinstance(v, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in v):
@@ -49,7 +58,7 @@ class RepeatVector(Layer):
 
 
 @register
-class Flatten(Layer):
+class Flatten(DropsMask):
     class_name = "Flatten"
     description = "Flattens every non-batch axis into one (drops the mask, as Keras does)"
     attributes = {"data_format": {"enum": ["channels_last"], "default": "channels_last"}}
@@ -78,7 +87,7 @@ class Flatten(Layer):
 
 
 @register
-class Reshape(Layer):
+class Reshape(DropsMask):
     class_name = "Reshape"
     description = "Reshapes each sample to target_shape (one entry may be -1); drops the mask"
     attributes = {"target_shape": dict(_DIMS, items={"type": "integer", "minimum": -1, "maximum": 1 << 30})}
@@ -118,7 +127,7 @@ class Reshape(Layer):
 
 
 @register
-class Permute(Layer):
+class Permute(DropsMask):
     class_name = "Permute"
     description = "Permutes the non-batch axes (dims numbered from 1, as in Keras); drops the mask"
     attributes = {"dims": dict(_DIMS, items={"type": "integer", "minimum": 1, "maximum": 16})}
