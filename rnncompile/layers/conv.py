@@ -22,6 +22,12 @@ from ..layer import (ATTR_BOOL, ATTR_UNITS, LayerError, Tensor, TensorType, expe
 from .reshaping import DropsMask
 
 _POS = {"type": "integer", "minimum": 1, "maximum": 4096}
+#: attributes Conv1D and Conv2D share
+CONV_COMMON = {
+    "groups": dict(_POS, default=1),
+    "activation": {"enum": list(act.NAMES), "default": "linear"},
+    "use_bias": dict(ATTR_BOOL, default=True),
+}
 
 
 def _one(f, key: str, default):
@@ -118,9 +124,7 @@ class Conv1D(_Window):
         "strides": dict(_POS, default=1),
         "padding": {"enum": ["valid", "same", "causal"], "default": "valid"},
         "dilation_rate": dict(_POS, default=1),
-        "groups": dict(_POS, default=1),
-        "activation": {"enum": list(act.NAMES), "default": "linear"},
-        "use_bias": dict(ATTR_BOOL, default=True),
+        **CONV_COMMON,
     }
     required = ("filters", "kernel_size")
     keras_classes = ("Conv1D",)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations as act
-from ..layer import ATTR_BOOL, ATTR_UNITS, Layer, LayerError, Tensor, TensorType, expect_float, register
-from .conv import _channels_last, _out_len, _pads, check_even_same, pool_from_keras
+from ..layer import ATTR_UNITS, Layer, LayerError, Tensor, TensorType, expect_float, register
+from .conv import CONV_COMMON, _channels_last, _out_len, _pads, check_even_same, pool_from_keras
 
 _PAIR = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 4096}, "minItems": 2, "maxItems": 2}
 _NHWC_NCHW, _NCHW_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
@@ -81,9 +81,7 @@ class Conv2D(_Window2D):
         "strides": dict(_PAIR, default=[1, 1]),
         "padding": {"enum": ["valid", "same"], "default": "valid"},
         "dilation_rate": dict(_PAIR, default=[1, 1]),
-        "groups": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 1},
-        "activation": {"enum": list(act.NAMES), "default": "linear"},
-        "use_bias": dict(ATTR_BOOL, default=True),
+        **CONV_COMMON,
     }
     required = ("filters", "kernel_size")
     keras_classes = ("Conv2D",)
