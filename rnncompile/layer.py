@@ -178,6 +178,15 @@ class Layer:
         return uniform(rng, shape, limit)
 
     # -- run-time data the verifier needs (generic, not per kind) -----------------------------
+    def equal_lengths(self) -> bool:
+        """For the verifier: True when the model's variable time axes must all be equal for this
+        layer (e.g. a feature-axis Concatenate of two sequences)."""
+        return False
+
+    def min_steps(self) -> int:
+        """For the verifier: the time steps this layer needs (a window over time needs several)."""
+        return 1
+
     def token_range(self) -> int | None:
         """For a layer that consumes integer ids: how many ids are valid (ids in [0, n))."""
         return None

@@ -150,11 +150,20 @@ def make_cases(model: Model, seed: int = 0) -> tuple[list[Case], list[str]]:
     chunks = 3 if model.states else 1
     cases = []
 
+    # inputs get different lengths (seq2seq), unless a layer merges sequences step by step
+    # (`equal_lengths()`, e.g. a feature-axis Concatenate): then every input gets the same.
+    spread = 0 if any(l.equal_lengths() for l in model.layers.values()) else 2
+    # windows over time (valid Conv1D, pooling) need a few steps: `min_steps()` of each, multiplied
+    # (a bound for stacks of them)
+    shortest = 1
+    for l in model.layers.values():
+        shortest = min(shortest * l.min_steps(), 64)
+
     def lengths_for(t: int) -> dict[str, int]:
         out = {}
         for k, info in enumerate(infos):
             fixed = info.shape[0] if info.shape else None
-            out[info.name] = fixed if fixed is not None else max(1, t + 2 * k)
+            out[info.name] = fixed if fixed is not None else max(shortest, t + spread * k)
         return out
 
     plan = [(fixed_batch or 1, 9, "none"), (fixed_batch or 4, 1, patterns[-1])]

@@ -331,9 +331,9 @@ def test_refuses_custom_activation_function(tmp_path):
 def test_refuses_unsupported_layer_class(tmp_path):
     def edit(cfg):
         l = _layer(cfg, "head")
-        l["class_name"] = "Conv1D"
+        l["class_name"] = "ConvLSTM2D"
     p = _rewrite_keras(MODELS / "lstm_seq_dense.keras", tmp_path / "conv.keras", edit)
-    _refused(p, "'head'", "Conv1D", "not supported", "supported layers", "LSTM", kind=SpecError)
+    _refused(p, "'head'", "ConvLSTM2D", "not supported", "supported layers", "LSTM", kind=SpecError)
 
 
 @pytest.mark.parametrize("layer,option,value,needle", [
@@ -589,3 +589,15 @@ def test_damaged_weights_give_clean_errors(tmp_path, seed):
             load_model_file(p)
         except RnnCompileError as e:
             assert str(p) in str(e)
+
+
+def test_mask_after_a_merge_must_come_from_the_merges_inputs(tmp_path):
+    """Keras records the mask it computed for a merge layer as an ops chain passed as the next
+    layer's mask=; the importer accepts it (the fixture imports), but a mask taken from a tensor
+    that is not among the merge's inputs is refused, naming the layer."""
+    def edit(cfg):
+        call = _layer(cfg, "lstm")["inbound_nodes"][0]
+        assert call["kwargs"]["mask"]["config"]["keras_history"][0] == "any"
+        call["kwargs"]["mask"]["config"]["keras_history"] = ["add", 0, 0]   # not an input of 'cat'
+    p = _rewrite_keras(MODELS / "breadth_merges_norm.keras", tmp_path / "m.keras", edit)
+    _refused(p, "'lstm'", "mask", "not supported", kind=SpecError)

@@ -68,6 +68,12 @@ def _cell(prefix, rnn_layer):
 
 _RNN = dict(mask=_mask_if_sequences, weights=_cell)
 
+
+def _present(*names):
+    """(key, variable) pairs of the named variables a layer has (no gamma with scale=False)."""
+    return lambda prefix, layer: [(f"{prefix}/{n}", getattr(layer, n)) for n in names
+                                  if getattr(layer, n, None) is not None]
+
 KERAS_CLASSES = {
     "Embedding": dict(mask=lambda cfg, x, m: keras.ops.not_equal(x, 0) if cfg.get("mask_zero") else None,
                       weights=_attrs("embeddings"),
@@ -83,6 +89,16 @@ KERAS_CLASSES = {
     "Bidirectional": dict(mask=lambda cfg, x, m: _mask_if_sequences(cfg["layer"], x, m),
                           weights=lambda prefix, layer: _cell(f"{prefix}/forward", layer.forward_layer)
                           + _cell(f"{prefix}/backward", layer.backward_layer)),
+    # around the recurrent core (issue 14): Keras computes these masks itself in the goldens
+    # (built from plain calls); the rows give the weights, and the mask rule where it is kept
+    "BatchNormalization": dict(mask=_keep_mask, weights=_present("gamma", "beta", "moving_mean",
+                                                                 "moving_variance")),
+    "LayerNormalization": dict(mask=_keep_mask, weights=_present("gamma", "beta")),
+    "Conv1D": dict(weights=_present("kernel", "bias")),
+    "Conv2D": dict(weights=_present("kernel", "bias")),
+    "PReLU": dict(mask=_keep_mask, weights=_present("alpha")),
+    "Attention": dict(weights=_present("scale", "concat_score_weight")),
+    "AdditiveAttention": dict(weights=_present("scale")),
 }
 
 
@@ -134,7 +150,11 @@ def mask_matrix(patterns, T, chunk=0) -> np.ndarray:
 # Spec -> Keras
 # ---------------------------------------------------------------------------------------------
 
-_NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask")
+#: Weights that must be positive (a variance): drawn from [0.5, 1.5) instead of [-0.5, 0.5).
+POSITIVE_WEIGHTS = ("moving_variance",)
+#: Spec attributes that are call arguments of the Keras layer (Attention's)
+CALL_KW = ("use_causal_mask", "return_attention_scores")
+_NON_KW = ("class_name", "name", "inputs", "initial_state", "layer", "ignore_mask") + CALL_KW
 
 
 def make_layer(cfg: dict, name: str | None):
@@ -193,7 +213,7 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
                 mask_in = None if isinstance(src, list) else get_mask(src)
             else:
                 x, mask_in = prev, masks.get(prev_name)
-            kw = {}
+            kw = {k: cfg[k] for k in CALL_KW if k in cfg}
             if "initial_state" in cfg:
                 kw["initial_state"] = [get(r) for r in cfg["initial_state"]]
                 if explicit_mask and mask_in is not None:
@@ -222,7 +242,7 @@ def weight_vars(model: keras.Model):
     n_vars = len(model.weights) - sum(
         len(l.non_trainable_weights) for l in model.layers if getattr(l, "stateful", False)
     )
-    assert len(pairs) == len(model.trainable_weights) == n_vars, (pairs, model.weights)
+    assert len(pairs) == n_vars, (pairs, model.weights)   # BatchNormalization's stats: non-trainable
     return pairs
 
 
@@ -235,7 +255,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, arr in arrays.items():
             buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            np.lib.format.write_array(buf, np.array(arr, order="C"), allow_pickle=False)  # keeps 0-d
             zi = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             zi.compress_type = zipfile.ZIP_DEFLATED
             zi.external_attr = 0o644 << 16
@@ -626,6 +646,8 @@ def define_cases():
           rnn("lstm", return_sequences=True, unroll=True)],
          ["rnn"], desc="LSTM unroll=True (fixed T) with mask")
 
+    breadth_cases()
+
     # --- the guide's example shapes --------------------------------------------------------------
     case("guide_embedding_lstm_dense",
          [Inp("tokens", [None], "int32"), L("Embedding", "emb", input_dim=VOCAB, output_dim=4),
@@ -652,6 +674,152 @@ def define_cases():
          ["dense"], desc="Embedding(mask_zero) -> Bidirectional(LSTM) -> Dense(sigmoid)")
 
 
+def breadth_cases():
+    """The layers around the recurrent core (issue 14): merges, normalization, shape layers."""
+    two_emb = [Inp("tokens", [None], "int32"),
+               L("Embedding", "emb", input_dim=VOCAB, output_dim=3, mask_zero=True),
+               Inp("tokens2", [None], "int32"),
+               L("Embedding", "emb2", input_dim=VOCAB, output_dim=3, mask_zero=True)]
+    emb_x = emb_front() + [Inp("x", [None, 3])]
+    for cls in ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
+        low = cls.lower()
+        case(f"{low}_two_emb_masks_gru", two_emb + [L(cls, "merge", inputs=["emb", "emb2"]),
+                                                    rnn("gru", return_sequences=True)],
+             ["rnn", "merge"], desc=f"{cls} of two Embedding(mask_zero) sequences (patterns of "
+                                    f"the second rotated by 3), then a GRU that uses the merged mask")
+        case(f"{low}_emb_mask_and_unmasked_lstm", emb_x + [L(cls, "merge", inputs=["emb", "x"]),
+                                                           rnn("lstm", return_sequences=True)],
+             ["rnn", "merge"], desc=f"{cls} of a masked and an unmasked sequence, then an LSTM")
+    case("multiply_three_two_masked", two_emb + [Inp("x", [None, 3]),
+                                                 L("Multiply", "merge", inputs=["emb", "x", "emb2"])],
+         ["merge"], desc="Multiply of three inputs, the middle one unmasked")
+    case("maximum_three_masked", two_emb + [Inp("tokens3", [None], "int32"),
+                                            L("Embedding", "emb3", input_dim=VOCAB, output_dim=3,
+                                              mask_zero=True),
+                                            L("Maximum", "merge", inputs=["emb", "emb2", "emb3"]),
+                                            rnn("simplernn", return_sequences=True)],
+         ["rnn", "merge"], desc="Maximum of three masked inputs")
+    case("concatenate_time_axis_emb_mask_unmasked", emb_x + [
+        L("Concatenate", "merge", inputs=["emb", "x"], axis=1), rnn("gru", return_sequences=True)],
+        ["rnn", "merge"], desc="Concatenate along time of a masked and an unmasked sequence: the "
+                               "masks are joined along time (the unmasked one all valid)")
+    case("concatenate_time_axis_two_masks", two_emb + [
+        L("Concatenate", "merge", inputs=["emb", "emb2"], axis=1), rnn("lstm")],
+        ["rnn"], desc="Concatenate along time of two masked sequences, LSTM last output")
+    case("concatenate_2d_after_two_lstms", emb_x + [
+        rnn("lstm", inputs="emb"), rnn("gru", name="rnn2", inputs="x"),
+        L("Concatenate", "merge", inputs=["rnn", "rnn2"]), L("Dense", "d", units=2)],
+        ["d"], desc="Concatenate of two RNN last outputs (2-D), then Dense")
+    case("batchnorm_after_lstm_emb_mask", emb_front() + [
+        rnn("lstm", return_sequences=True), L("BatchNormalization", "bn"),
+        rnn("gru", name="rnn2", return_sequences=True)],
+        ["rnn2", "bn"], desc="BatchNormalization (inference; keeps the mask) between two RNNs")
+    case("batchnorm_time_axis_noscale", [Inp("x", [6, 3]),
+         L("BatchNormalization", "bn", axis=1, scale=False, epsilon=0.01), rnn("simplernn")],
+         ["rnn", "bn"], desc="BatchNormalization on axis 1 (time, fixed T), scale=False")
+    case("layernorm_emb_mask_gru", emb_front() + [
+        L("LayerNormalization", "ln"), rnn("gru", return_sequences=True)],
+        ["rnn", "ln"], desc="LayerNormalization (keeps the mask) before a GRU")
+    case("layernorm_two_axes_nocenter", [Inp("x", [6, 3]),
+         L("LayerNormalization", "ln", axis=[1, 2], center=False, epsilon=0.1)],
+         ["ln"], desc="LayerNormalization over axes [1, 2], center=False")
+    case("repeatvector_seq2seq", float_front() + [
+        rnn("lstm"), L("RepeatVector", "rep", n=4), rnn("gru", name="rnn2", return_sequences=True),
+        L("Dense", "d", units=2)],
+        ["d"], desc="LSTM encoder -> RepeatVector(4) -> GRU decoder -> Dense")
+    case("flatten_after_lstm_emb_mask", [Inp("tokens", [6], "int32"),
+         L("Embedding", "emb", input_dim=VOCAB, output_dim=3, mask_zero=True),
+         rnn("lstm", return_sequences=True), L("Flatten", "flat"), L("Dense", "d", units=2)],
+         ["d"], desc="Flatten (drops the mask) of a masked LSTM sequence, then Dense")
+    case("reshape_then_gru", [Inp("x", [12]), L("Reshape", "resh", target_shape=[-1, 3]),
+         rnn("gru", return_sequences=True)],
+         ["rnn"], T=4, desc="Reshape a flat vector to (4, 3), then a GRU")
+    case("permute_then_lstm", [Inp("x", [6, 4]), L("Permute", "perm", dims=[2, 1]), rnn("lstm")],
+         ["rnn"], desc="Permute (2, 1) turns (6, 4) into (4, 6) for the LSTM")
+    case("reshape_emb_mask_dropped", [Inp("tokens", [6], "int32"),
+         L("Embedding", "emb", input_dim=VOCAB, output_dim=4, mask_zero=True),
+         L("Reshape", "resh", target_shape=[3, 8]), rnn("simplernn", return_sequences=True)],
+         ["rnn"], desc="Reshape drops the Embedding mask: the SimpleRNN runs every step")
+    att_front = two_emb + [rnn("gru", name="enc", inputs="emb", return_sequences=True),
+                           rnn("gru", name="dec", inputs="emb2", return_sequences=True)]
+    for tag, cls, kw in [("dot", "Attention", {}), ("dot_scale", "Attention", dict(use_scale=True)),
+                         ("concat_scale", "Attention", dict(score_mode="concat", use_scale=True)),
+                         ("concat", "Attention", dict(score_mode="concat")),
+                         ("additive", "AdditiveAttention", {}),
+                         ("additive_noscale", "AdditiveAttention", dict(use_scale=False))]:
+        case(f"attention_{tag}_enc_dec_masks", att_front + [
+            L(cls, "att", inputs=["dec", "enc"], **kw), rnn("lstm", name="post", return_sequences=True)],
+            ["post", "att"], desc=f"{cls} {kw} of a masked decoder (query) over a masked encoder "
+                                  f"(value): value mask on the scores, query mask on the output "
+                                  f"and passed on; a fully masked value row weighs all steps equally")
+    case("attention_causal_scores_self_masked", emb_front(dim=3) + [
+        L("Attention", "att", inputs=["emb", "emb"], use_causal_mask=True, return_attention_scores=True),
+        rnn("gru", name="post", inputs="att", return_sequences=True)],
+        ["post", "att", "att:1"], desc="causal self-attention with return_attention_scores over a "
+                                       "masked sequence (rows whose allowed steps are all masked "
+                                       "weigh every step equally)")
+    case("additive_attention_causal_masked", att_front + [
+        L("AdditiveAttention", "att", inputs=["dec", "enc"], use_causal_mask=True)],
+        ["att"], desc="AdditiveAttention with use_causal_mask, both masked")
+    case("attention_query_value_key_unmasked", float_front(3) + [
+        Inp("v", [None, 2]), Inp("k", [None, 3]), L("Attention", "att", inputs=["x", "v", "k"])],
+        ["att"], desc="Attention with a separate key, no masks")
+    case("crnn_conv2d_maxpool2d_gru", [Inp("img", [8, 6, 1]),
+         L("Conv2D", "conv", filters=4, kernel_size=[3, 3], padding="same", activation="relu"),
+         L("MaxPooling2D", "pool", pool_size=[2, 2]), L("Permute", "perm", dims=[2, 1, 3]),
+         L("Reshape", "resh", target_shape=[3, 16]), rnn("gru", return_sequences=True)],
+         ["rnn", "pool"], desc="CRNN front end: Conv2D same relu -> MaxPooling2D -> Permute -> "
+                               "Reshape to (width, features) -> GRU")
+    case("conv2d_strided_groups_avgpool2d", [Inp("img", [7, 6, 2]),
+         L("Conv2D", "conv", filters=4, kernel_size=[3, 2], strides=[2, 1], groups=2),
+         L("Conv2D", "conv2", filters=2, kernel_size=[2, 2], dilation_rate=[1, 2], padding="same",
+           use_bias=False),
+         L("AveragePooling2D", "pool", pool_size=[3, 3], strides=[1, 2], padding="same"),
+         L("MaxPooling2D", "pool2", inputs="conv", pool_size=[2, 2], strides=[1, 1], padding="same"),
+         L("Flatten", "flat", inputs="pool"), L("Dense", "d", units=2)],
+         ["d", "pool2"], desc="Conv2D strides/groups, dilated same Conv2D, Average/MaxPooling2D "
+                              "same with strides")
+    case("dot_scores_and_cosine", att_front + [
+        L("Dot", "scores", inputs=["dec", "enc"], axes=2),
+        rnn("lstm", name="rnn_last", inputs="enc"), rnn("lstm", name="rnn_last2", inputs="dec"),
+        L("Dot", "cos", inputs=["rnn_last", "rnn_last2"], axes=1, normalize=True),
+        L("Dot", "over_time", inputs=["enc", "dec"], axes=[1, 1])],
+        ["scores", "cos", "over_time"], desc="Dot: attention-style scores (axes 2), cosine of two "
+                                             "vectors (normalize), contraction over time (axes [1, 1]); "
+                                             "Dot drops the masks")
+    conv_variants = {
+        "valid": dict(kernel_size=3),
+        "same_stride2_relu": dict(kernel_size=3, padding="same", strides=2, activation="relu"),
+        "causal_dilated_groups": dict(kernel_size=2, padding="causal", dilation_rate=2, groups=2),
+        "same_even_kernel_nobias": dict(kernel_size=4, padding="same", use_bias=False),
+    }
+    for tag, kw in conv_variants.items():
+        case(f"conv1d_{tag}_emb_mask_lstm", emb_front(dim=4) + [L("Conv1D", "conv", filters=4, **kw),
+                                                               rnn("lstm", return_sequences=True)],
+             ["rnn", "conv"], T=7, desc=f"Conv1D {kw} on an Embedding(mask_zero) sequence: Keras "
+                                         f"drops the mask at Conv1D (the LSTM runs every step)")
+    case("conv1d_maxpool_gru", float_front(3) + [
+        L("Conv1D", "conv", filters=4, kernel_size=3, padding="same", activation="tanh"),
+        L("MaxPooling1D", "pool", pool_size=2), rnn("gru", return_sequences=True)],
+        ["rnn", "pool"], T=7, desc="CNN-RNN front end: Conv1D same -> MaxPooling1D(2) -> GRU")
+    case("pool1d_same_strides", float_front(3) + [
+        L("MaxPooling1D", "mp", pool_size=3, strides=2, padding="same"),
+        L("AveragePooling1D", "ap", inputs="x", pool_size=3, strides=1, padding="same"),
+        L("AveragePooling1D", "ap2", inputs="x", pool_size=2)],
+        ["mp", "ap", "ap2"], T=7, desc="MaxPooling1D same with strides; AveragePooling1D same (even "
+                                       "padding: the average of a window's real steps) and valid")
+    case("prelu_shared_time_emb_mask", emb_front() + [
+        L("PReLU", "prelu", shared_axes=[1]), rnn("gru", return_sequences=True),
+        L("Dense", "d", units=3), L("PReLU", "prelu2", shared_axes=[1])],
+        ["prelu2", "prelu"], desc="PReLU with alpha shared over time (variable T), keeps the mask")
+    case("prelu_per_element", [Inp("x", [6, 3]), L("PReLU", "prelu"), rnn("lstm")],
+         ["rnn", "prelu"], desc="PReLU with one alpha per (time, feature) on a fixed-T input")
+    case("leaky_relu_slopes_emb_mask", emb_front() + [
+        L("LeakyReLU", "leaky", negative_slope=0.05), rnn("gru", return_sequences=True),
+        L("LeakyReLU", "leaky2")],
+        ["leaky2", "leaky"], desc="LeakyReLU negative_slope 0.05 and the default 0.3; keeps the mask")
+
+
 # ---------------------------------------------------------------------------------------------
 # Generating one case
 # ---------------------------------------------------------------------------------------------
@@ -675,7 +843,8 @@ def consumers(spec, name):
 
 def input_kind(spec, inp):
     uses = consumers(spec, inp["name"])
-    assert len(uses) == 1, (inp["name"], uses)
+    assert len(uses) == 1 or all(c["class_name"] not in ("Embedding", "Masking") and h == "input"
+                                 for c, h in uses), (inp["name"], uses)   # several float readers
     cfg, how = uses[0]
     if how == "state":
         return ("state", None)
@@ -698,7 +867,7 @@ def make_inputs(spec, info, rng, chunk):
         if kind == "state":
             out[l["name"]] = rng.uniform(-0.9, 0.9, (B, shape[0])).astype(dtype)
             continue
-        if kind != "float" or len(shape) == 2:  # a sequence input: [T or null, (F)]
+        if kind != "float" or len(shape) == 2:  # a sequence input: [T or null, (F)] (not images)
             assert shape[0] in (None, T), (l, T)
         if kind in ("tokens", "tokens_masked"):
             if kind == "tokens":
@@ -709,6 +878,9 @@ def make_inputs(spec, info, rng, chunk):
                 n_masked += 1
                 out[l["name"]] = (rng.integers(1, arg, (B, T)) * m).astype(dtype)
         else:
+            if len(shape) == 3:  # images (height, width, channels)
+                out[l["name"]] = rng.normal(0, 1, (B, *shape)).astype(dtype)
+                continue
             F = shape[-1]
             if len(shape) == 1:  # 2-D Dense input
                 out[l["name"]] = rng.normal(0, 1, (B, F)).astype(dtype)
@@ -738,7 +910,8 @@ def generate(name, info):
     model = build_keras(spec, info["explicit_mask"])
     weights = {}
     for key, var in weight_vars(model):
-        val = rng.uniform(-0.5, 0.5, tuple(var.shape)).astype(var.dtype)
+        low = 0.5 if key.endswith(POSITIVE_WEIGHTS) else -0.5
+        val = rng.uniform(low, low + 1.0, tuple(var.shape)).astype(var.dtype)
         var.assign(val)
         weights[key] = to_np(var.value).astype(np.float32)
         assert np.array_equal(weights[key], val)

@@ -64,7 +64,8 @@ def randomize(model: keras.Model, seed: int) -> None:
         shape = tuple(w.shape)
         name = w.path if hasattr(w, "path") else w.name
         scale = 1.0 if "embeddings" in name else (0.5 if "bias" in name else 0.6)
-        w.assign(rng.uniform(-scale, scale, size=shape).astype("float32"))
+        low = 0.5 if "moving_variance" in name else -scale   # a variance is positive
+        w.assign(rng.uniform(low, scale, size=shape).astype("float32"))
 
 
 def as_list(y) -> list[np.ndarray]:
@@ -382,6 +383,66 @@ def _(rng):
 # Keras 2 style .h5 files, written by hand in the Keras 2 layout.
 
 @keras.saving.register_keras_serializable(package="fixture")
+@fixture("breadth_merges_norm", h5=True)
+def _(rng):
+    """Issue 14: two masked Embeddings merged (Concatenate, Multiply, Maximum, Add, time-axis
+    Concatenate), BatchNormalization and LayerNormalization around LSTM/GRU/SimpleRNN."""
+    a = keras.Input((None,), dtype="int32", name="a")
+    b = keras.Input((None,), dtype="int32", name="b")
+    ea = layers.Embedding(VOCAB, 3, mask_zero=True, name="ea")(a)
+    eb = layers.Embedding(VOCAB, 3, mask_zero=True, name="eb")(b)
+    cat = layers.Concatenate(name="cat")([ea, eb])
+    h = layers.LSTM(4, return_sequences=True, name="lstm")(layers.BatchNormalization(name="bn")(cat))
+    ln = layers.LayerNormalization(name="ln")(h)
+    s = layers.Add(name="add")([layers.Multiply(name="mul")([ea, eb]), layers.Maximum(name="max")([ea, eb])])
+    g = layers.GRU(3, name="gru")(s)
+    t = layers.SimpleRNN(2, name="srnn")(layers.Concatenate(axis=1, name="tcat")([ea, eb]))
+    tok = token_batch(rng)
+    return keras.Model([a, b], [ln, g, t], name="breadth_merges_norm"), [tok, tok[::-1].copy()]
+
+
+@fixture("breadth_shapes", h5=True)
+def _(rng):
+    """Issue 14: LSTM encoder -> RepeatVector -> GRU -> Permute -> Flatten -> Reshape -> Dense."""
+    a = keras.Input((None,), dtype="int32", name="tokens")
+    h = layers.LSTM(4, name="enc")(layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")(a))
+    h = layers.GRU(3, return_sequences=True, name="dec")(layers.RepeatVector(5, name="rep")(h))
+    h = layers.Flatten(name="flat")(layers.Permute((2, 1), name="perm")(h))
+    y = layers.Dense(2, name="head")(layers.Reshape((3, 5), name="resh")(h))
+    return keras.Model(a, y, name="breadth_shapes"), [token_batch(rng)]
+
+
+@fixture("breadth_attention", h5=True)
+def _(rng):
+    """Issue 14: masked encoder/decoder GRUs, Attention (concat scores, scale, causal, scores
+    returned) and AdditiveAttention, Conv1D + MaxPooling1D front end, LeakyReLU(0.1)."""
+    a = keras.Input((None,), dtype="int32", name="enc_tokens")
+    b = keras.Input((None,), dtype="int32", name="dec_tokens")
+    enc = layers.GRU(4, return_sequences=True, name="enc")(layers.Embedding(VOCAB, 3, mask_zero=True, name="ea")(a))
+    dec = layers.GRU(4, return_sequences=True, name="dec")(layers.Embedding(VOCAB, 3, mask_zero=True, name="eb")(b))
+    att, scores = layers.Attention(use_scale=True, score_mode="concat", name="att")(
+        [dec, enc], use_causal_mask=True, return_attention_scores=True)
+    add = layers.AdditiveAttention(name="add_att")([dec, enc])
+    h = layers.LSTM(3, name="post")(layers.Concatenate(name="cat")([att, add]))
+    c = layers.Conv1D(3, 3, padding="same", name="conv")(enc)
+    c = layers.LeakyReLU(negative_slope=0.1, name="leaky")(layers.MaxPooling1D(2, name="pool")(c))
+    tok = token_batch(rng)
+    return keras.Model([a, b], [h, scores, c], name="breadth_attention"), [tok, tok[[1, 2, 3, 4, 0]].copy()]
+
+
+@fixture("breadth_crnn", h5=True)
+def _(rng):
+    """Issue 14: CRNN front end, Conv2D -> MaxPooling2D -> AveragePooling2D -> Permute -> Reshape
+    -> Bidirectional GRU -> Dense."""
+    img = keras.Input((8, 10, 1), name="image")
+    h = layers.Conv2D(3, (3, 3), padding="same", activation="relu", name="conv")(img)
+    h = layers.MaxPooling2D((2, 2), name="pool")(h)
+    h = layers.AveragePooling2D((3, 3), strides=1, padding="same", name="avg")(h)
+    h = layers.Reshape((5, 12), name="resh")(layers.Permute((2, 1, 3), name="perm")(h))
+    y = layers.Dense(2, name="head")(layers.Bidirectional(layers.GRU(3), name="bigru")(h))
+    return keras.Model(img, y, name="breadth_crnn"), [rng.normal(size=(3, 8, 10, 1)).astype("float32")]
+
+
 def keras2_hard_sigmoid(x):
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 
@@ -670,10 +731,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     manifest = build_all(out, args.only)
-    if not args.only:
-        meta = {"keras_version": keras.__version__, "backend": keras.backend.backend(),
-                "fixtures": manifest}
-        (out / "manifest.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    if args.only and (out / "manifest.json").exists():   # update the listed fixtures only
+        manifest = dict(json.loads((out / "manifest.json").read_text())["fixtures"], **manifest)
+    meta = {"keras_version": keras.__version__, "backend": keras.backend.backend(),
+            "fixtures": manifest}
+    (out / "manifest.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     print(f"{len(manifest)} fixtures, {total / 1024:.0f} KiB in {out}", file=sys.stderr)
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ModelFileError, Problem, SpecError
 from ..layer import Layer, LayerError, TensorType
 from .fields import KindTable, Mapped, Refused, map_layer, short
+from .list_calls import emit_list_call, merge_mask
 from .nodes import (Node, TRef, contains_tref, data_refs, is_number, is_op, is_tref, parse_node,
                     tensor_list)
 from .reader import Source, keras_snake
@@ -348,6 +349,9 @@ class Converter:
             self.typed[n.key] = layer
             return
         x_ref = n.args[0] if n.args else None
+        if getattr(kind, "keras_list_input", False) and isinstance(x_ref, list):
+            emit_list_call(self, n, kind, mapped, x_ref)
+            return
         if not is_tref(x_ref):
             self.fail("expected a single input tensor as the first argument" +
                       (" (layers that take several tensors, e.g. merge layers, are not supported)"
@@ -489,7 +493,7 @@ class Converter:
                 used = self._mask_expr(given, n)
                 if used is _BAD:
                     return None
-                if used != x.mask:
+                if used != x.mask and not merge_mask(self, used, x):
                     self.fail(f"is called with mask {_describe_mask(used)}, but rnncompile derives a "
                               f"layer's mask from its input, which carries {_describe_mask(x.mask)}; a "
                               f"mask passed from elsewhere is not supported", n.layer, n.cls)

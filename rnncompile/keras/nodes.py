@@ -33,9 +33,12 @@ class Node:
         return self.layer if self.index == 0 else f"{self.layer}.{self.index}"
 
 
-#: Keras 3 operation classes that Keras itself inserts into functional configs to compute masks.
-#: (Keras 3's legacy .h5 saving writes ops without their `module`.)
-MASK_OPS = ("NotEqual", "Any")
+#: Keras 3 operation classes that Keras itself inserts into functional configs to compute masks
+#: (Embedding/Masking, and the compute_mask of merge layers and Attention). Keras 3's legacy .h5
+#: saving writes ops without their `module`; unlike a layer (the Concatenate layer vs
+#: ops.concatenate) their config has no `trainable`.
+MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "BroadcastTo", "ZerosLike", "OnesLike", "LogicalOr",
+            "LogicalAnd", "LogicalNot", "Concatenate", "ConvertToTensor")
 
 
 def is_op(entry: dict) -> bool:
@@ -43,8 +46,9 @@ def is_op(entry: dict) -> bool:
     if isinstance(module, str) and module:
         return module.startswith("keras.src.ops") or module.startswith("keras.ops")
     inbound = entry.get("inbound_nodes")
+    cfg = entry.get("config")
     return entry.get("class_name") in MASK_OPS and isinstance(inbound, list) \
-        and all(isinstance(x, dict) for x in inbound)
+        and all(isinstance(x, dict) for x in inbound) and not (isinstance(cfg, dict) and "trainable" in cfg)
 
 
 def is_tref(v) -> bool:
@@ -149,6 +153,8 @@ def data_refs(n: Node) -> list[TRef]:
     refs = []
     if n.args and is_tref(n.args[0]):
         refs.append(tuple(n.args[0]))
+    elif n.args and isinstance(n.args[0], list):       # a merge layer's list of inputs
+        refs.extend(tuple(t) for t in n.args[0] if is_tref(t))
     init = n.kwargs.get("initial_state")
     if init is None:
         init = n.kwargs.get("__extra_inputs__")

@@ -25,7 +25,7 @@ class Activation(Layer):
         return [Sym(act.get(self["activation"]).emit(g, x.name), self.output_types_[0], x.mask)]
 
     # -- Keras import: Activation, and the activation layers one activation name covers ---------
-    keras_classes = ("Activation", "ReLU", "Softmax", "ELU", "LeakyReLU")
+    keras_classes = ("Activation", "ReLU", "Softmax", "ELU")   # LeakyReLU: its own kind
     keras_time_distributed = True
 
     @classmethod
@@ -56,13 +56,5 @@ def _elu(f):
     return "elu"
 
 
-def _leaky_relu(f):
-    key = "negative_slope" if "negative_slope" in f.cfg else "alpha"
-    a = f.number(key, 0.2 if f.major >= 3 else 0.3)
-    if abs(a - 0.2) > 1e-12:
-        f.refuse(key, a, "only a slope of 0.2 is supported")
-    return "leaky_relu"
-
-
 _KERAS_LAYERS = {"Activation": lambda f: f.activation("activation", "linear"), "ReLU": _relu,
-                 "Softmax": _softmax, "ELU": _elu, "LeakyReLU": _leaky_relu}
+                 "Softmax": _softmax, "ELU": _elu}

@@ -158,7 +158,8 @@ class _Gen:
         """Zero or more Dense/Activation/Dropout layers (they keep the mask)."""
         c = self.c
         for _ in range(c.integer(0, 2)):
-            kind = c.choice(["Dense", "Activation", "Dropout"])
+            kind = c.choice(["Dense", "Activation", "Dropout", "LayerNormalization", "BatchNormalization",
+                             "LeakyReLU", "merge"])
             if kind == "Dense":
                 cfg: dict[str, Any] = {"class_name": "Dense", "units": c.integer(1, 5)}
                 a = self.feature_activation(FEATURE_ACTIVATIONS)
@@ -169,8 +170,23 @@ class _Gen:
                 self.add(cfg)
             elif kind == "Activation":
                 self.add({"class_name": "Activation", "activation": self.feature_activation(FEATURE_ACTIVATIONS[1:])})
-            else:
+            elif kind == "merge":
+                self.merge_branch()
+            elif kind == "Dropout":
                 self.add({"class_name": "Dropout", "rate": c.choice([0.0, 0.25, 0.5])})
+            elif kind == "LeakyReLU":
+                self.add({"class_name": "LeakyReLU", "negative_slope": c.choice([0.01, 0.3, 2.0])})
+            else:
+                self.add({"class_name": kind, "epsilon": c.choice([0.001, 0.1])})
+
+    def merge_branch(self) -> None:
+        """A two-branch merge: the last layer and an activation of it (same shape, same mask)."""
+        c = self.c
+        a = self.ensure_name(self.layers[-1])
+        b = self.add({"class_name": "Activation", "activation": c.choice(["tanh", "relu", "sigmoid"]),
+                      "inputs": a}, named=True)["name"]
+        kind = c.choice(["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"])
+        self.add({"class_name": kind, "inputs": c.choice([[a, b], [b, a]])}, named=True)
 
     def cell(self, kind: str, units: int, in_bidi: bool, stateful: bool) -> dict:
         c = self.c
