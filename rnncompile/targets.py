@@ -4,7 +4,7 @@ A lowering never asks "is this TensorRT?"; it asks the target in `g.target` a qu
 which form a recurrent activation takes (`rnn_activation`), whether an op may take a dtype
 (`accepts`), whether loops may be emitted (`allows_loops`), how the `activation_alpha/beta` lists
 of a recurrent op are laid out (`activation_params`). Everything a target says comes with its
-source in docs (docs/targets.md for the rules and where they come from).
+source in docs (docs/tensorrt.md for the TensorRT rules and where they come from).
 
   * `onnxruntime` (the default): native LSTM/GRU ops; SimpleRNN's RNN op as an exact Scan, since
     onnxruntime's CPU RNN kernel is slower than one (`rnn_ops_as_scan`, docs/rnn_scan.md).
@@ -62,7 +62,8 @@ class StateControl:
 
 @dataclass(frozen=True)
 class Target:
-    """What one runtime accepts. Fields are facts; `docs/targets.md` gives each one's source."""
+    """What one runtime accepts. Fields are facts; docs/tensorrt.md gives the TensorRT ones with
+    their sources, docs/rnn_scan.md the onnxruntime kernel measurement."""
 
     name: str
     description: str
@@ -128,7 +129,8 @@ ONNXRUNTIME = Target(
     name="onnxruntime",
     description="onnxruntime, tuned for its CPU execution provider: the default",
     # its CPU RNN kernel applies the activation one scalar at a time: a Scan of Gemm + a
-    # vectorized activation is faster at every batch size measured (BENCHMARKS.md)
+    # vectorized activation is faster from batch 2 up and on the seed models; slower at batch 1
+    # for some small SimpleRNN-only models (docs/rnn_scan.md, BENCHMARKS.md)
     rnn_ops_as_scan=frozenset({"RNN"}),
 )
 
