@@ -270,7 +270,7 @@ def export_triton(out_dir: str | Path, repo: str | Path, opts: TritonOptions, *,
         model_file, platform = "model.onnx", "onnxruntime_onnx"
         if stateful:
             payload, inputs, outputs, pairs, report = _stateful_graph(
-                out, man, seed, runner_factory or default_factory(threads))
+                out, man, seed, runner_factory or default_factory(threads, man.get("precision", "float32")))
         else:
             payload = model_bytes
             inputs, outputs = _io(man, set())

@@ -19,7 +19,7 @@ from rnncompile.cli import main
 from rnncompile.errors import SpecError, VerificationError
 from rnncompile.sequence_batcher import Request, SequenceBatcher, state_pairs
 from rnncompile.spec import load_spec
-from rnncompile.targets import StateControl
+from rnncompile.targets import StateControl, get_target
 from rnncompile.triton import CONTROL, TritonOptions, export_triton, render_config
 from rnncompile.triton_check import check_model_dir, parse_config
 
@@ -440,3 +440,13 @@ def test_start_reset_follows_the_targets_comparison_types(builds):
         outs = runner.run({"paragraph": x, "state_in_reader_state_h": nan, "state_in_reader_state_c": nan,
                            "START": np.array([[1], [0]], np.int32)})
         assert np.isfinite(outs["logits"][0]).all() and np.isnan(outs["logits"][1]).all()
+
+
+def test_a_half_precision_stateful_build_exports_verified_at_its_own_tolerance(tmp_path):
+    """The stateful graph of an fp16 tensorrt-target build is verified with the fp16 row (it was
+    checked against the fp32 row, and refused, before)."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "out"
+    build(root / "examples/stateful_lstm.json", out, target=get_target("tensorrt", "fp16"))
+    result = export_triton(out, tmp_path / "repo", TritonOptions(name="st"))
+    assert result.report.passed and result.report.precision == "float16"
