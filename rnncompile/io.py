@@ -63,6 +63,9 @@ class StateIO:
 
 @dataclass(frozen=True)
 class ModelIO:
+    """A model's graph inputs (carried-state inputs included), outputs and carried states, in
+    graph order: what `build.io_description` derives and `Session`, `verify` and the exports use."""
+
     inputs: tuple[TensorIO, ...]
     outputs: tuple[TensorIO, ...]
     states: tuple[StateIO, ...] = ()
