@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 from compare import SEED_MODELS, load_json  # noqa: E402
 from rnncompile.qa import bench  # noqa: E402
 from rnncompile.build import io_description  # noqa: E402
+from rnncompile.io import ModelIO  # noqa: E402
 from rnncompile.lower import lower  # noqa: E402
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from rnncompile.spec import load_spec  # noqa: E402
@@ -40,7 +41,7 @@ def old_package(rev: str, where: Path) -> str:
     return name
 
 
-def side_by_side(name: str, io: dict, runners: dict, batches: str, steps: int, runs: int):
+def side_by_side(name: str, io: ModelIO, runners: dict, batches: str, steps: int, runs: int):
     """For each batch (comma-separated) and padding pattern: check that the two onnxruntime
     runners agree (fp32 tolerance) on the same feeds, then time them round-robin. Yields
     (batch, pattern, {runner key: Timing})."""

@@ -14,6 +14,7 @@ import numpy as np
 from . import __version__, outdir
 from .backends import RunnerFactory, default_factory
 from .errors import LayerContractError, Problem, RunError, VerificationError
+from .io import ModelIO, StateIO, TensorIO
 from .jsonfile import read_json_file
 from .lower import Lowered, lower
 from .runtime import Session
@@ -35,22 +36,17 @@ def load_model(source: str | Path | dict) -> Model:
     return load_spec(source)
 
 
-def io_description(model: Model, lowered: Lowered) -> dict:
-    """Inputs (with token ranges), outputs and carried states, for manifests and sessions."""
+def io_description(model: Model, lowered: Lowered) -> ModelIO:
+    """Inputs (with token ranges and pad values), outputs and carried states, for manifests and sessions."""
     infos = {i.name: i for i in input_infos(model)}
     inputs = []
     for vi in lowered.io["inputs"]:
-        entry = dict(vi)
         info = infos.get(vi["name"])
-        if info is not None:
-            if info.token_range is not None:
-                entry["token_range"] = info.token_range
-            if info.pad_value is not None:
-                entry["pad_value"] = info.pad_value
-        inputs.append(entry)
-    states = [{"layer": s.layer, "input": s.input_name, "output": s.output_name, "shape": list(s.shape)}
-              for s in model.states]
-    return {"inputs": inputs, "outputs": lowered.io["outputs"], "states": states}
+        inputs.append(TensorIO(vi["name"], vi["dtype"], tuple(vi["shape"]),
+                               info.token_range if info is not None else None,
+                               info.pad_value if info is not None else None))
+    states = tuple(StateIO(s.layer, s.input_name, s.output_name, tuple(s.shape)) for s in model.states)
+    return ModelIO(tuple(inputs), tuple(TensorIO.from_dict(o) for o in lowered.io["outputs"]), states)
 
 
 def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds: float) -> dict:
@@ -64,7 +60,7 @@ def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds
         "opset": lowered.io["opset"],
         "target": lowered.target.name,
         "precision": lowered.target.precision,
-        **io,
+        **io.to_dict(),
         "layers": [{"name": l.name, "class_name": l.class_name,
                     "output_shapes": [str(t) for t in l.output_types_],
                     "mask": [t.masked for t in l.output_types_],
@@ -100,7 +96,7 @@ def _prepare_out(out_dir: Path) -> None:
     outdir.check(out_dir)
 
 
-def verification_failure(model: Model, io: dict, report: Report, problem: Problem, seed: int,
+def verification_failure(model: Model, io: ModelIO, report: Report, problem: Problem, seed: int,
                          make_runner: RunnerFactory, target: Target) -> VerificationError:
     """The error for a failed verification, with its diagnosis: the first layer whose lowering
     disagrees with its reference, and a note when float32 rounding alone explains the failure
@@ -141,11 +137,12 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
     lowered = lower(model, target)
     compile_seconds = time.perf_counter() - t0
     man = manifest(model, lowered, lowered.model_bytes, compile_seconds)
+    io = ModelIO.from_dict(man)
     report = None
     if verify_model:
-        report = verify(model, make_runner(lowered.model_bytes), man, seed=seed)
+        report = verify(model, make_runner(lowered.model_bytes), io, seed=seed)
         if not report.passed:
-            raise verification_failure(model, man, report, Problem(
+            raise verification_failure(model, io, report, Problem(
                 str(out_dir), "model.onnx disagrees with the reference (see the report below); "
                               "nothing was written"), seed, make_runner, target)
 
@@ -231,7 +228,7 @@ def open_session(out_dir: str | Path, threads: int | None = None,
     carried for stateful models."""
     d = open_build(out_dir)
     make_runner = runner_factory or default_factory(threads, d.manifest.get("precision", "float32"))
-    return Session(make_runner(d.model_path), d.manifest)
+    return Session(make_runner(d.model_path), ModelIO.from_dict(d.manifest))
 
 
 def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
@@ -250,9 +247,10 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
                                 "(sha256 differs)", where=str(out_dir))
     target = get_target(man.get("target", "onnxruntime"), man.get("precision", "float32"))
     make_runner = runner_factory or default_factory(threads, target.precision)
-    report = verify(model, make_runner(model_bytes), man, seed=seed)
+    io = ModelIO.from_dict(man)
+    report = verify(model, make_runner(model_bytes), io, seed=seed)
     if not report.passed:
-        raise verification_failure(model, man, report, Problem(
+        raise verification_failure(model, io, report, Problem(
             str(out_dir), "model.onnx disagrees with the reference (see the report below)"), seed,
             make_runner, target)
     return report

@@ -1,29 +1,31 @@
 """Model inputs: checking what a user feeds against the model's inputs, and reading input files."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelFileError, Problem, RunError
+from .io import TensorIO
 from .jsonfile import read_json_file
 from .npz import NpzFile, expected_text, read_npy, summarize
 
 
-def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`inputs`: [{name, dtype, shape}] with None/str for dynamic dims. Returns the feeds cast to
+def check_feeds(inputs: Sequence[TensorIO], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`inputs`: the inputs to check (shapes with None/str for dynamic dims). Returns the feeds cast to
     the declared dtypes; raises RunError naming the input and what was expected."""
     out = {}
-    names = [i["name"] for i in inputs]
+    names = [i.name for i in inputs]
     check_input_names(list(feeds), names)
     batch = None
     for spec in inputs:
-        name = spec["name"]
+        name = spec.name
         if name not in feeds:
-            raise RunError(f"missing input; expected {spec['dtype']} with shape {_shape_text(spec['shape'])}",
+            raise RunError(f"missing input; expected {spec.dtype} with shape {_shape_text(spec.shape)}",
                            where=f"input {name!r}")
         arr = np.asarray(feeds[name])
-        want = spec["shape"]
+        want = spec.shape
         if arr.ndim != len(want):
             raise RunError(f"expected {len(want)}-D {_shape_text(want)}, got shape {arr.shape}",
                            where=f"input {name!r}")
@@ -36,20 +38,20 @@ def check_feeds(inputs: list[dict], feeds: dict[str, np.ndarray]) -> dict[str, n
         elif arr.ndim and arr.shape[0] != batch:
             raise RunError(f"batch size {arr.shape[0]} differs from the other inputs' {batch}",
                            where=f"input {name!r}")
-        if spec["dtype"].startswith("int"):
+        if spec.dtype.startswith("int"):
             if arr.dtype.kind not in "iu":
                 if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
                     pass
                 else:
                     raise RunError(f"expected integer token ids, got {arr.dtype}", where=f"input {name!r}")
-            lim = np.iinfo(spec["dtype"])
+            lim = np.iinfo(spec.dtype)
             if arr.size and (arr.min() < lim.min or arr.max() > lim.max):
                 bad = arr.min() if arr.min() < lim.min else arr.max()
-                raise RunError(f"value {bad} does not fit the input's {spec['dtype']}",
+                raise RunError(f"value {bad} does not fit the input's {spec.dtype}",
                                where=f"input {name!r}")
         elif arr.dtype.kind not in "fiu":
             raise RunError(f"expected numbers, got {arr.dtype}", where=f"input {name!r}")
-        out[name] = arr.astype(spec["dtype"])
+        out[name] = arr.astype(spec.dtype)
     return out
 
 

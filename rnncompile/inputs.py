@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .io import ModelIO
+
 #: The pattern names (module doc). `mixed` cycles through MIXED_ROWS.
 PATTERNS = ("none", "right", "left", "gaps", "empty", "mixed", "random", "combined")
 MIXED_ROWS = ("none", "right", "left", "gaps", "empty")
@@ -113,14 +115,12 @@ class InputInfo:
         return self.pad_value is not None and len(self.shape) >= 1
 
 
-def infos_from_io(io: dict) -> list[InputInfo]:
-    """InputInfos from a manifest's description (inputs with dtype, shape incl. batch,
+def infos_from_io(io: ModelIO) -> list[InputInfo]:
+    """InputInfos from a model's description (inputs with dtype, shape incl. batch,
     token_range, pad_value), carried-state inputs left out."""
-    states = {s["input"] for s in io.get("states", [])}
-    return [InputInfo(i["name"], i["dtype"],
-                      tuple(d if isinstance(d, int) and d > 0 else None for d in i["shape"][1:]),
-                      i.get("token_range"), i.get("pad_value"))
-            for i in io["inputs"] if i["name"] not in states]
+    return [InputInfo(i.name, i.dtype, tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape[1:]),
+                      i.token_range, i.pad_value)
+            for i in io.feed_inputs]
 
 
 def input_infos(model) -> list[InputInfo]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import LayerContractError, Problem, TargetError
+from .io import GraphDescription
 from .layer import Sym, TensorType
 from .onnx_graph import GraphBuilder, describe, finish
 from .spec import Model
@@ -17,7 +18,7 @@ from .targets import Target, get_target
 @dataclass
 class Lowered:
     model_bytes: bytes
-    io: dict  # {"inputs": [...], "outputs": [...], "opset": n, "ops": [...]}
+    io: GraphDescription  # describe(): {"inputs": [...], "outputs": [...], "opset": n, "ops": [...]}
     target: Target
     #: With `lower(model, expose_layers=True)`: layer name -> one (value output, mask output or
     #: None) pair of extra graph output names per layer output, to compare layer by layer.

@@ -9,6 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .io import GraphDescription
+
 OPSET = 17
 PRODUCER = "rnncompile"
 
@@ -234,7 +236,7 @@ def finish(model: onnx.ModelProto) -> tuple[bytes, dict[str, list]]:
     return model.SerializeToString(deterministic=True), shapes
 
 
-def describe(model_bytes: bytes) -> dict:
+def describe(model_bytes: bytes) -> GraphDescription:
     """Inputs, outputs and opset of a serialized model, as plain values (for run/verify)."""
     model = onnx.load_from_string(model_bytes)
 

@@ -7,20 +7,20 @@ import numpy as np
 from .backends import Runner
 from .errors import RunError
 from .feeds import check_feeds
+from .io import ModelIO
 
 
 class Session:
     """Runs a model through a runner; carries stateful layers' states across calls.
 
-    `io` is the manifest's description: {"inputs": [...], "outputs": [...], "states": [...]}."""
+    `io`: the model's inputs, outputs and carried states (a manifest's: `ModelIO.from_dict`)."""
 
-    def __init__(self, runner: Runner, io: dict):
+    def __init__(self, runner: Runner, io: ModelIO):
         self.runner = runner
         self.io = io
-        self.states_spec = io.get("states", [])
+        self.states_spec = io.states
         self._states: dict[str, np.ndarray] | None = None
-        self.input_names = [i["name"] for i in io["inputs"] if i["name"] not in
-                            {s["input"] for s in self.states_spec}]
+        self.input_names = [i.name for i in io.feed_inputs]
 
     @property
     def stateful(self) -> bool:
@@ -40,17 +40,17 @@ class Session:
             if len(self.input_names) != 1:
                 raise RunError(f"the model has inputs {self.input_names}: pass a dict", where="inputs")
             inputs = {self.input_names[0]: inputs}
-        specs = [i for i in self.io["inputs"] if i["name"] in self.input_names]
+        specs = self.io.feed_inputs
         feeds = check_feeds(specs, inputs)
         for spec in specs:
-            limit = spec.get("token_range")
+            limit = spec.token_range
             if limit is not None:
-                ids = feeds[spec["name"]]
+                ids = feeds[spec.name]
                 bad = (ids < 0) | (ids >= limit)
                 if bad.any():
                     idx = tuple(int(i) for i in np.argwhere(bad)[0])
                     raise RunError(f"token id {int(ids[idx])} at index {idx} is outside the vocabulary "
-                                   f"[0, {limit})", where=f"input {spec['name']!r}")
+                                   f"[0, {limit})", where=f"input {spec.name!r}")
         if self.states_spec:
             batch = next(iter(feeds.values())).shape[0]
             if self._states is not None:
@@ -59,10 +59,10 @@ class Session:
                     raise RunError(f"a stateful model keeps its batch size: got {batch}, the carried "
                                    f"state has {prev}; call reset_states() first", where="inputs")
             for s in self.states_spec:
-                cur = (self._states or {}).get(s["input"])
-                feeds[s["input"]] = (np.zeros((batch, *s["shape"]), np.float32) if cur is None
+                cur = (self._states or {}).get(s.input)
+                feeds[s.input] = (np.zeros((batch, *s.shape), np.float32) if cur is None
                                      else cur)
         outs = self.runner.run(feeds)
         if self.states_spec:
-            self._states = {s["input"]: outs.pop(s["output"]) for s in self.states_spec}
+            self._states = {s.input: outs.pop(s.output) for s in self.states_spec}
         return outs

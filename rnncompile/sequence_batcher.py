@@ -19,6 +19,7 @@ import numpy as np
 from .backends import Runner
 from .backends.reference import ReferenceRunner
 from .errors import RnnCompileError
+from .io import ModelIO
 from .runtime import Session
 from .spec import Model
 from .targets import StateControl
@@ -93,7 +94,7 @@ def slot_schedule(batch: int, steps: int) -> list[list[bool]]:
     return [[k % (1 + (b + 1) % 3) == 0 for b in range(batch)] for k in range(steps)]
 
 
-def verify_stateful_export(model: Model, runner: Runner, manifest: dict, control: StateControl,
+def verify_stateful_export(model: Model, runner: Runner, io: ModelIO, control: StateControl,
                            seed: int = 0) -> Report:
     """Verify the stateful export on `runner` against the float64 reference, driven as the
     sequence batcher drives it: the verification cases of the plain build (every batch size,
@@ -124,7 +125,7 @@ def verify_stateful_export(model: Model, runner: Runner, manifest: dict, control
                 want = []
                 for r in requests:
                     if r.start:
-                        refs[r.sequence] = Session(ReferenceRunner(model), manifest)
+                        refs[r.sequence] = Session(ReferenceRunner(model), io)
                     want.append(refs[r.sequence].run(dict(r.feeds)))
             except RnnCompileError as e:
                 report.cases.append(CaseResult(case.name, case.batch, case.lengths, case.pattern, k,

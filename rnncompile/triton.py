@@ -26,6 +26,7 @@ from pathlib import Path
 from .backends import RunnerFactory, default_factory
 from .build import read_manifest
 from .errors import Problem, RunError, SpecError, VerificationError
+from .io import ModelIO, TensorIO
 from .lower import lower
 from .sequence_batcher import StatePair, state_pairs, verify_stateful_export
 from .spec import load_spec
@@ -132,11 +133,11 @@ def _dims(values) -> str:
     return "[ " + ", ".join(str(v) for v in values) + " ]"
 
 
-def _tensor(io: dict, batched: bool) -> list[str]:
+def _tensor(t: TensorIO, batched: bool) -> list[str]:
     """One input/output entry: dims without the batch axis when batching, -1 for dynamic."""
-    shape = [d if isinstance(d, int) else -1 for d in io["shape"]]
+    shape = [d if isinstance(d, int) else -1 for d in t.shape]
     dims = shape[1:] if batched else shape
-    lines = [f"name: {_q(io['name'])}", f"data_type: {TRITON_DTYPES[io['dtype']]}"]
+    lines = [f"name: {_q(t.name)}", f"data_type: {TRITON_DTYPES[t.dtype]}"]
     if not dims:  # a per-example scalar: Triton wants dims [1] and a reshape to rank 0
         lines += ["dims: [ 1 ]", "reshape: { shape: [ ] }"]
     else:
@@ -153,9 +154,9 @@ def _block(key: str, entries: list[list[str]], indent: str = "") -> list[str]:
     return out + [f"{indent}]"]
 
 
-def render_config(opts: TritonOptions, platform: str, inputs: list[dict], outputs: list[dict],
+def render_config(opts: TritonOptions, platform: str, inputs: list[TensorIO], outputs: list[TensorIO],
                   states: list[StatePair], state_dtype: str = "float32") -> str:
-    """config.pbtxt text for one model. `inputs`/`outputs`: {"name", "dtype", "shape"} with the
+    """config.pbtxt text for one model. `inputs`/`outputs`: TensorIOs, shapes with the
     batch axis first (states and controls excluded)."""
     batched = opts.max_batch_size > 0
     lines = [f"name: {_q(opts.name)}", f"platform: {_q(platform)}",
@@ -229,14 +230,12 @@ def _source(out: Path) -> tuple[dict, bytes]:
     return man, data
 
 
-def _io(man: dict, exclude: set[str]) -> tuple[list[dict], list[dict]]:
-    return ([i for i in man["inputs"] if i["name"] not in exclude],
-            [o for o in man["outputs"] if o["name"] not in exclude])
+def _io(io: ModelIO, exclude: set[str]) -> tuple[list[TensorIO], list[TensorIO]]:
+    return ([i for i in io.inputs if i.name not in exclude], [o for o in io.outputs if o.name not in exclude])
 
 
-def _check_batching(man: dict, opts: TritonOptions, stateful: bool) -> None:
-    fixed = [t["name"] for t in man["inputs"] + man["outputs"]
-             if t["shape"] and isinstance(t["shape"][0], int)]
+def _check_batching(io: ModelIO, opts: TritonOptions, stateful: bool) -> None:
+    fixed = [t.name for t in io.inputs + io.outputs if t.shape and isinstance(t.shape[0], int)]
     if opts.max_batch_size > 0 and fixed:
         raise SpecError(f"{', '.join(fixed)} ha{'s' if len(fixed) == 1 else 've'} a fixed batch size; "
                         "Triton batching needs a dynamic batch axis: use --max-batch-size 0",
@@ -256,26 +255,27 @@ def export_triton(out_dir: str | Path, repo: str | Path, opts: TritonOptions, *,
     if problems:
         raise SpecError(problems)
     man, model_bytes = _source(out)
-    stateful = bool(man.get("states"))
+    io = ModelIO.from_dict(man)
+    stateful = bool(io.states)
     _check_target_dir(repo, opts.name)
-    _check_batching(man, opts, stateful)
+    _check_batching(io, opts, stateful)
 
     plan = out / "model.plan"
     use_plan = opts.model_format == "plan" or (opts.model_format == "auto" and plan.is_file())
     report, pairs = None, []
     if use_plan:
         payload, model_file, platform = _plan_payload(man, plan, opts, stateful)
-        inputs, outputs = _io(man, set())
+        inputs, outputs = _io(io, set())
     else:
         model_file, platform = "model.onnx", "onnxruntime_onnx"
         if stateful:
             payload, inputs, outputs, pairs, report = _stateful_graph(
-                out, man, seed, runner_factory or default_factory(threads, man.get("precision", "float32")))
+                out, man, io, seed, runner_factory or default_factory(threads, man.get("precision", "float32")))
         else:
             payload = model_bytes
-            inputs, outputs = _io(man, set())
+            inputs, outputs = _io(io, set())
     config = render_config(opts, platform, inputs, outputs, pairs)
-    pads = {i["name"]: i["pad_value"] for i in man["inputs"] if i.get("pad_value") is not None}
+    pads = {i.name: i.pad_value for i in io.inputs if i.pad_value is not None}
     record = {"source": str(out.resolve()), "source_model_sha256": man.get("model_sha256"),
               "spec_sha256": man.get("spec_sha256"), "target": man.get("target", "onnxruntime"),
               "precision": man.get("precision", "float32"), "model_file": model_file,
@@ -311,7 +311,7 @@ def _plan_payload(man: dict, plan: Path, opts: TritonOptions, stateful: bool):
     return plan.read_bytes(), "model.plan", "tensorrt_plan"
 
 
-def _stateful_graph(out: Path, man: dict, seed: int, make_runner: RunnerFactory):
+def _stateful_graph(out: Path, man: dict, io: ModelIO, seed: int, make_runner: RunnerFactory):
     """Lower the build's model again for its target with the state control, and verify it the way
     the sequence batcher drives it."""
     model = load_spec(out / "spec.json")
@@ -319,7 +319,7 @@ def _stateful_graph(out: Path, man: dict, seed: int, make_runner: RunnerFactory)
         raise RunError("spec.json/weights.npz are not the ones this model was built from (sha256 "
                        "differs)", where=str(out))
     pairs = state_pairs(model, CONTROL)
-    taken = {i["name"] for i in man["inputs"] + man["outputs"]} - {
+    taken = {t.name for t in io.inputs + io.outputs} - {
         n for p in pairs for n in (p.plain_input, p.plain_output)}
     clash = sorted(taken & ({CONTROL.start} | {n for p in pairs for n in (p.input, p.output)}))
     if clash:
@@ -328,14 +328,13 @@ def _stateful_graph(out: Path, man: dict, seed: int, make_runner: RunnerFactory)
     target = replace(get_target(man.get("target", "onnxruntime"), man.get("precision", "float32")),
                      state_control=CONTROL)
     lowered = lower(model, target)
-    report = verify_stateful_export(model, make_runner(lowered.model_bytes), man, CONTROL, seed)
+    report = verify_stateful_export(model, make_runner(lowered.model_bytes), io, CONTROL, seed)
     if not report.passed:
         raise VerificationError("the stateful graph disagrees with the reference when driven as "
                                 "Triton's sequence batcher drives it; nothing was written", where=str(out),
                                 report=report)
     exclude = {CONTROL.start} | {n for p in pairs for n in (p.input, p.output)}
-    inputs = [i for i in lowered.io["inputs"] if i["name"] not in exclude]
-    outputs = [o for o in lowered.io["outputs"] if o["name"] not in exclude]
+    inputs, outputs = _io(ModelIO.from_dict(lowered.io), exclude)
     return lowered.model_bytes, inputs, outputs, pairs, report
 
 

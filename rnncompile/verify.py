@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import LayerContractError, Problem, RnnCompileError
+from .io import ModelIO
 from .inputs import input_infos, make_inputs  # also imported from here by build and others
 from .backends import Runner, RunnerFactory
 from .backends.reference import ReferenceRunner
@@ -182,7 +183,7 @@ def make_cases(model: Model, seed: int = 0) -> tuple[list[Case], list[str]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def verify(model: Model, runner: Runner, io: dict, precision: str | None = None, seed: int = 0,
+def verify(model: Model, runner: Runner, io: ModelIO, precision: str | None = None, seed: int = 0,
            cases: list[Case] | None = None) -> Report:
     """Compare `runner` with the reference on seeded cases (or the given ones), with the
     tolerance row of `precision` (default: the precision the runner computes in)."""
@@ -223,7 +224,7 @@ def run_and_compare(oracle: Session | list[dict], subject: Session, chunks: list
         results = compare_all(want, got, tol)
         if isinstance(oracle, Session):
             for s in subject.states_spec:
-                results.append(compare(s["output"], oracle.states[s["input"]], subject.states[s["input"]], tol))
+                results.append(compare(s.output, oracle.states[s.input], subject.states[s.input], tol))
         yield k, results
 
 
@@ -386,7 +387,7 @@ class Conditioning:
                 f"({worst[0]})")
 
 
-def conditioning(model, io: dict, cases: list, report, seed: int = 0, trials: int = 3) -> Conditioning:
+def conditioning(model, io: ModelIO, cases: list, report, seed: int = 0, trials: int = 3) -> Conditioning:
     """Sensitivity of the reference to float32-level perturbations, on the failing cases."""
     from .backends.reference import ReferenceRunner
 
@@ -409,7 +410,7 @@ def conditioning(model, io: dict, cases: list, report, seed: int = 0, trials: in
                 feeds = {k: (v * (1 + noise * rng.standard_normal(v.shape))).astype(v.dtype)
                          if v.dtype.kind == "f" else v for k, v in feeds.items()}
                 r = sess.run(feeds)
-                r.update({s["output"]: v for s, v in zip(io.get("states", []),
+                r.update({s.output: v for s, v in zip(io.states,
                                                           sess.states.values())})
                 outs.append(r)
             return outs

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnncompile.io import ModelIO, StateIO, TensorIO
 from rnncompile.qa import bench
 from rnncompile.build import build, io_description
 from rnncompile.errors import RunError
@@ -72,7 +73,8 @@ def test_make_feeds_tokens_padding_and_states():
     io = {"inputs": [{"name": "tokens", "dtype": "int32", "shape": ["batch", "time"],
                       "token_range": 30, "pad_value": 0},
                      {"name": "rnn_state_h_in", "dtype": "float32", "shape": ["batch", 4]}],
-          "states": [{"layer": "rnn", "input": "rnn_state_h_in", "output": "o", "shape": [4]}]}
+          "states": [{"layer": "rnn", "input": "rnn_state_h_in", "output": "o", "shape": [4]}], "outputs": []}
+    io = ModelIO.from_dict(io)
     f = bench.make_feeds(io, 3, 11, "left:0.5", seed=1)
     assert f["tokens"].dtype == np.int32 and f["tokens"].shape == (3, 11)
     assert (f["tokens"][:, :5] == 0).all() and (f["tokens"][:, 5:] >= 1).all()
@@ -85,23 +87,24 @@ def test_make_feeds_tokens_padding_and_states():
 
 
 def test_make_feeds_float_masking_and_fixed_axes():
-    io = {"inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 5, 3], "pad_value": 0.0}]}
+    io = {"inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 5, 3], "pad_value": 0.0}], "outputs": []}
+    io = ModelIO.from_dict(io)
     f = bench.make_feeds(io, 2, 100, "right:0.4")["x"]
     assert f.shape == (2, 5, 3)      # a fixed time axis wins over --steps
     assert (f[:, 3:] == 0).all() and (f[:, :3] != 0).any(axis=-1).all()
     with pytest.raises(RunError):
-        bench.make_feeds({"inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", "t", "d"]}]},
-                         1, 4)
+        bench.make_feeds(ModelIO.from_dict({"inputs": [{"name": "x", "dtype": "float32",
+                                                         "shape": ["batch", "t", "d"]}], "outputs": []}), 1, 4)
 
 
 def test_fixed_steps():
     f = bench._fixed_steps
-    seq = {"name": "x", "dtype": "float32", "shape": ["batch", "time", 3]}
-    side = {"name": "n", "dtype": "int32", "shape": ["batch", 1]}
-    assert f({"inputs": [seq, side]}) is None               # a [batch, 1] side input fixes nothing
-    assert f({"inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 5, 10]}, side]}) == 5
-    state = {"name": "s_in", "dtype": "float32", "shape": ["batch", 4]}
-    assert f({"inputs": [seq, state], "states": [{"input": "s_in", "shape": [4]}]}) is None
+    seq = TensorIO("x", "float32", ("batch", "time", 3))
+    side = TensorIO("n", "int32", ("batch", 1))
+    assert f(ModelIO((seq, side), ())) is None               # a [batch, 1] side input fixes nothing
+    assert f(ModelIO((TensorIO("x", "float32", ("batch", 5, 10)), side), ())) == 5
+    state = TensorIO("s_in", "float32", ("batch", 4))
+    assert f(ModelIO((seq, state), (), (StateIO("l", "s_in", "s_out", (4,)),))) is None
 
 
 # -- FLOPs -----------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def test_kinds_around_the_core_lower_for_tensorrt(case):
     """Every golden model that uses a kind of issue 14 lowers for TensorRT with no parser-rule
     finding, and that exact graph matches the reference on onnxruntime."""
     from rnncompile.backends import default_factory
-    from rnncompile.build import manifest
+    from rnncompile.build import io_description
     from rnncompile.lower import lower
     from rnncompile.onnx_trt_check import check_model
     from rnncompile.qa.goldens import read_golden
@@ -165,5 +165,5 @@ def test_kinds_around_the_core_lower_for_tensorrt(case):
     model, _, _ = read_golden(case)
     low = lower(model, "tensorrt")
     assert not check_model(low.model_bytes).findings
-    report = verify(model, default_factory(1)(low.model_bytes), manifest(model, low, low.model_bytes, 0.0))
+    report = verify(model, default_factory(1)(low.model_bytes), io_description(model, low))
     assert report.passed

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import rnncompile
+from rnncompile.io import ModelIO
 from rnncompile.qa.bench import make_feeds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +103,8 @@ def app(build: Path, out_dir: Path, inputs, tmp_path: Path, *flags: str):
 
 
 def feeds_for(manifest: dict, batch: int, steps: int, pattern: str, seed: int) -> dict[str, np.ndarray]:
-    states = {s["input"] for s in manifest.get("states", [])}
-    return {k: v for k, v in make_feeds(manifest, batch, steps, pattern, seed).items() if k not in states}
+    io = ModelIO.from_dict(manifest)
+    return {k: v for k, v in make_feeds(io, batch, steps, pattern, seed).items() if k not in io.state_inputs}
 
 
 def assert_close(cpp: dict, python: dict, where: str):

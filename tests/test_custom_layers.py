@@ -543,7 +543,7 @@ def test_run_time_shape_disagreeing_with_rule_names_the_layer(tmp_path):
 def test_localization_blames_nobody_in_correct_models():
     """The per-layer comparison must not accuse a correct layer (a false culprit would be worse
     than none): every layer of these models agrees with its reference on every case."""
-    from rnncompile.build import manifest
+    from rnncompile.build import io_description
     from rnncompile.backends import default_factory
     from rnncompile.verify import localize, verify
 
@@ -553,7 +553,7 @@ def test_localization_blames_nobody_in_correct_models():
         model = rnncompile.load(source)
         low = lower(model)
         report = verify(model, OnnxRuntimeRunner(low.model_bytes, threads=1),
-                        manifest(model, low, low.model_bytes, 0.0))
+                        io_description(model, low))
         assert report.passed
         for case in report.cases:  # pretend every case failed: localize then checks them all
             for o in case.outputs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnncompile.io import ModelIO
 from rnncompile.inputs import (MIXED_ROWS, PATTERNS, InputInfo, infos_from_io, make_inputs,
                                parse_pattern, valid_steps)
 
@@ -83,4 +84,4 @@ def test_infos_from_a_manifest_leave_states_out():
                       "pad_value": 0},
                      {"name": "h_in", "dtype": "float32", "shape": ["batch", 4]}],
           "states": [{"layer": "rnn", "input": "h_in", "output": "h_out", "shape": [4]}]}
-    assert infos_from_io(io) == [InputInfo("tokens", "int32", (None,), 30, 0)]
+    assert infos_from_io(ModelIO.from_dict({**io, "outputs": []})) == [InputInfo("tokens", "int32", (None,), 30, 0)]

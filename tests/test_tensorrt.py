@@ -16,7 +16,7 @@ import rnncompile
 from rnncompile.backends import runner_factory
 from rnncompile.backends import tensorrt as trt_backend
 from rnncompile.backends.onnxruntime import OnnxRuntimeRunner
-from rnncompile.build import manifest, verify_dir
+from rnncompile.build import io_description, verify_dir
 from rnncompile.cli import main
 from rnncompile.errors import SpecError, TargetError
 from rnncompile.lower import check_target, lower
@@ -68,7 +68,7 @@ def test_generated_specs_are_clean_for_tensorrt_or_refused_for_scan_only_cells()
         lowered = lower(model, "tensorrt")
         assert check_model(lowered.model_bytes).findings == [], seed
         report = verify(model, OnnxRuntimeRunner(lowered.model_bytes, threads=1),
-                        manifest(model, lowered, lowered.model_bytes, 0), seed=seed)
+                        io_description(model, lowered), seed=seed)
         assert report.passed, seed
         clean += 1
     assert refused and clean > refused  # the sweep exercises both outcomes
@@ -379,5 +379,5 @@ def test_typed_graphs_of_generated_specs_verify(precision, seed):
     assert not check_target(model, target)
     lowered = lower(model, target)
     runner = OnnxRuntimeRunner(lowered.model_bytes, threads=1, precision=precision)
-    report = verify(model, runner, manifest(model, lowered, lowered.model_bytes, 0), seed=seed)
+    report = verify(model, runner, io_description(model, lowered), seed=seed)
     assert report.passed and report.precision == precision

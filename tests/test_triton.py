@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from rnncompile.io import TensorIO
 from rnncompile.backends import default_factory
 from rnncompile.build import build, open_session
 from rnncompile.cli import main
@@ -226,9 +227,8 @@ def test_options_reach_the_config(builds, tmp_path):
 
 def test_rendered_configs_parse_for_edge_shapes(tmp_path):
     """A per-example scalar output gets dims [1] + reshape [], no batching gives full dims."""
-    io = [{"name": "x", "dtype": "float32", "shape": ["batch", "time", 3]}]
-    outs = [{"name": "y", "dtype": "float32", "shape": ["batch"]},
-            {"name": 'q"uote\\é', "dtype": "int64", "shape": ["batch", 2]}]
+    io = [TensorIO("x", "float32", ("batch", "time", 3))]
+    outs = [TensorIO("y", "float32", ("batch",)), TensorIO('q"uote\\é', "int64", ("batch", 2))]
     for mbs in (0, 4):
         d = tmp_path / str(mbs)
         d.mkdir()

@@ -27,9 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import numpy as np  # noqa: E402
-
 import rnncompile  # noqa: E402
+from rnncompile.io import ModelIO  # noqa: E402
 from rnncompile.qa import bench  # noqa: E402
 from rnncompile.backends import runner_factory  # noqa: E402
 from rnncompile.backends import tensorrt as trt_backend  # noqa: E402
@@ -100,8 +99,7 @@ def time_pair(model, out: Path, precision: str) -> list[dict]:
         torch_model, why = None, f"no torch port: {e}"
     rows = []
     for b in BATCHES:
-        feeds = bench.make_feeds(man, b, STEPS, "none")
-        feeds.update({s["input"]: np.zeros((b, *s["shape"]), np.float32) for s in man.get("states", [])})
+        feeds = bench.make_feeds(ModelIO.from_dict(man), b, STEPS, "none")  # states as zeros
         fns = {"tensorrt": lambda: engine.run(feeds)}
         if torch_model is not None:
             fns["torch_cudnn"] = lambda: torch_model(feeds)

@@ -103,10 +103,10 @@ def run(client, protocol, model: str, build: str | None, batch: int, steps: int,
 
         def session_for():
             return open_session(build, threads=1)
-        man = session_for().io
-        states = {s["input"] for s in man.get("states", [])}
-        ranges = {i["name"]: i["token_range"] for i in man["inputs"] if "token_range" in i}
-        pads = {i["name"]: i["pad_value"] for i in man["inputs"] if "pad_value" in i}
+        io = session_for().io  # a ModelIO
+        states = io.state_inputs
+        ranges = {i.name: i.token_range for i in io.inputs if i.token_range is not None}
+        pads = {i.name: i.pad_value for i in io.inputs if i.pad_value is not None}
     metadata, config = metadata_and_config(client, model)
     inputs = model_inputs(metadata, states)
     outputs = [o["name"] for o in config["output"]]

@@ -27,6 +27,7 @@ import numpy as np
 from ..backends import RunnerFactory, default_factory
 from ..errors import RunError
 from ..inputs import infos_from_io, make_inputs, parse_pattern
+from ..io import ModelIO
 from .flops import flop_count
 
 
@@ -159,25 +160,25 @@ def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), run
 # Inputs (the padding patterns and the generator of rnncompile.inputs).
 
 
-def masked_inputs(io: dict) -> list[str]:
+def masked_inputs(io: ModelIO) -> list[str]:
     """Names of the inputs that carry padding (a pad value: Embedding mask_zero or Masking)."""
-    return [i["name"] for i in io["inputs"] if i.get("pad_value") is not None and len(i["shape"]) >= 2]
+    return [i.name for i in io.inputs if i.pad_value is not None and len(i.shape) >= 2]
 
 
-def make_feeds(io: dict, batch: int, steps: int, pattern: str = "none", seed: int = 0) -> dict[str, np.ndarray]:
+def make_feeds(io: ModelIO, batch: int, steps: int, pattern: str = "none", seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded feeds for every model input (carried states as zeros) at this batch size and
     sequence length, padded with `pattern` (rnncompile.inputs) where the input has a pad value.
-    `io` is a manifest (inputs with dtype, shape, token_range, pad_value; states)."""
-    states = {s["input"]: s for s in io.get("states", [])}
-    for spec in io["inputs"]:
-        for axis, d in enumerate(spec["shape"]):
-            if axis > 1 and spec["name"] not in states and not (isinstance(d, int) and d > 0):
-                raise RunError(f"input {spec['name']!r} has a dynamic axis {axis} ({d}); only batch and "
-                               "time may be dynamic for benchmarking", where=f"input {spec['name']!r}")
+    `io`: the model's inputs (dtype, shape, token_range, pad_value) and states."""
+    states = {s.input: s for s in io.states}
+    for spec in io.inputs:
+        for axis, d in enumerate(spec.shape):
+            if axis > 1 and spec.name not in states and not (isinstance(d, int) and d > 0):
+                raise RunError(f"input {spec.name!r} has a dynamic axis {axis} ({d}); only batch and "
+                               "time may be dynamic for benchmarking", where=f"input {spec.name!r}")
     infos = infos_from_io(io)
     feeds = make_inputs(infos, batch, {i.name: steps for i in infos}, pattern, np.random.default_rng(seed))
-    return {i["name"]: (np.zeros((batch, *states[i["name"]]["shape"]), np.float32) if i["name"] in states
-                        else feeds[i["name"]]) for i in io["inputs"]}
+    return {i.name: (np.zeros((batch, *states[i.name].shape), np.float32) if i.name in states
+                     else feeds[i.name]) for i in io.inputs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +241,8 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
             parse_pattern(p)
         except ValueError as e:
             raise RunError(str(e), where="--pattern") from None
-    masked = masked_inputs(man)
+    io = ModelIO.from_dict(man)
+    masked = masked_inputs(io)
     result = BenchResult(man.get("name", out_dir.name), str(out_dir), machine_info(), {})
     if not masked and any(p != "none" for p in patterns):
         result.notes.append("the model has no padded input (no mask): padding patterns other than "
@@ -253,10 +255,10 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
         runner = factory(t)(model_bytes)
         for b in batches:
             for s in steps:
-                fixed_t = _fixed_steps(man)
+                fixed_t = _fixed_steps(io)
                 s_eff = fixed_t if fixed_t is not None else s
                 for p in patterns:
-                    feeds = make_feeds(man, b, s_eff, p, seed)
+                    feeds = make_feeds(io, b, s_eff, p, seed)
                     fc = flop_count(model_bytes, feeds, runner_for_flops)
                     useful = fc["recurrent_valid"] + fc["dense"]
                     timing = time_calls(lambda: runner.run(feeds), runs=runs, warmup=warmup)
@@ -272,9 +274,9 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
         result.build = process_cost(build_command(out_dir, plugins), read_compile_seconds=True)
         with tempfile.TemporaryDirectory(prefix="rnncompile-bench-") as tmp:
             inp = Path(tmp) / "inputs.npz"
-            feeds = make_feeds(man, batches[0], steps[0] if _fixed_steps(man) is None else _fixed_steps(man),
+            feeds = make_feeds(io, batches[0], steps[0] if _fixed_steps(io) is None else _fixed_steps(io),
                                "none", seed)
-            feeds = {k: v for k, v in feeds.items() if k not in {s["input"] for s in man.get("states", [])}}
+            feeds = {k: v for k, v in feeds.items() if k not in io.state_inputs}
             np.savez(inp, **feeds)
             result.run = process_cost(run_command(out_dir, inp, plugins))
             result.run["command"] = result.run["command"].replace(tmp, "<tmp>")
@@ -282,15 +284,14 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
     return result
 
 
-def _fixed_steps(man: dict) -> int | None:
+def _fixed_steps(io: ModelIO) -> int | None:
     """The model's time length when no input has a dynamic time axis (else None: --steps
     applies). Sequence inputs ([batch, time, features]) decide over [batch, k] side inputs."""
-    states = {s["input"] for s in man.get("states", [])}
-    ins = [i for i in man["inputs"] if i["name"] not in states and len(i["shape"]) >= 2]
-    if not ins or any(not (isinstance(i["shape"][1], int) and i["shape"][1] > 0) for i in ins):
+    ins = [i for i in io.feed_inputs if len(i.shape) >= 2]
+    if not ins or any(not (isinstance(i.shape[1], int) and i.shape[1] > 0) for i in ins):
         return None
-    seqs = [i for i in ins if len(i["shape"]) >= 3] or ins
-    return seqs[0]["shape"][1]
+    seqs = [i for i in ins if len(i.shape) >= 3] or ins
+    return seqs[0].shape[1]
 
 
 def _cli() -> list[str]:
