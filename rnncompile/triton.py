@@ -27,6 +27,7 @@ from .backends import RunnerFactory, default_factory
 from .build import read_manifest
 from .errors import Problem, RunError, SpecError, VerificationError
 from .io import ModelIO, TensorIO
+from .jsonfile import read_json_file
 from .lower import lower
 from .sequence_batcher import StatePair, state_pairs, verify_stateful_export
 from .spec import load_spec
@@ -199,10 +200,12 @@ def render_config(opts: TritonOptions, platform: str, inputs: list[TensorIO], ou
 # The export
 
 
-def plan_max_batch(man: dict) -> int | None:
-    """The largest batch the TensorRT plan's optimization profile takes, from the build's
-    manifest (`engine.profile[input].max[0]`, the smallest over inputs); None when not stated."""
-    profile = (man.get("engine") or {}).get("profile") or {}
+def plan_max_batch(engine: dict) -> int | None:
+    """The largest batch the TensorRT plan's optimization profile takes, from the engine summary
+    that `rnncompile engine` writes beside model.plan (engine.json: `profile[input].max[0]`, the
+    smallest over inputs); None when not stated."""
+    profile = engine.get("profile") if isinstance(engine, dict) else None
+    profile = profile if isinstance(profile, dict) else {}
     sizes = [p["max"][0] for p in profile.values()
              if isinstance(p, dict) and isinstance(p.get("max"), list) and p["max"]
              and isinstance(p["max"][0], int)]
@@ -299,11 +302,12 @@ def _plan_payload(man: dict, plan: Path, opts: TritonOptions, stateful: bool):
                         "and build the plan from that model.onnx", where=where)
     if opts.instance_kind == "cpu":
         raise SpecError("a TensorRT plan runs on GPUs only: use --kind gpu or auto", where="--kind")
-    limit = plan_max_batch(man)
+    summary = plan.parent / "engine.json"
+    limit = plan_max_batch(read_json_file(summary, "engine summary", SpecError)) if summary.is_file() else None
     if limit is None:
-        raise SpecError("the manifest states no optimization profile for model.plan "
-                        "(engine.profile), so --max-batch-size cannot be checked against it",
-                        where=str(plan.parent / "manifest.json"))
+        raise SpecError("no optimization profile is stated for model.plan (engine.json, written by "
+                        "`rnncompile engine`), so --max-batch-size cannot be checked against it",
+                        where=str(summary))
     if opts.max_batch_size > limit:
         raise SpecError(f"{opts.max_batch_size} is above the batch size the plan's optimization "
                         f"profile allows ({limit}); use --max-batch-size {limit} or rebuild the "

@@ -244,15 +244,16 @@ def test_rendered_configs_parse_for_edge_shapes(tmp_path):
 
 
 def _fake_plan_build(src: Path, dst: Path, profile_max: int | None) -> Path:
-    """A copy of a build as the TensorRT branch would leave it: target tensorrt, model.plan and
-    the engine's optimization profile in the manifest."""
+    """A copy of a build as `rnncompile engine` leaves it: target tensorrt, model.plan and the
+    engine summary engine.json with its optimization profile (backends/tensorrt.py)."""
     shutil.copytree(src, dst)
     man = json.loads((dst / "manifest.json").read_text())
     man["target"] = "tensorrt"
-    if profile_max is not None:
-        man["engine"] = {"profile": {i["name"]: {"min": [1, 1], "opt": [profile_max, 50],
-                                                 "max": [profile_max, 200]} for i in man["inputs"]}}
     (dst / "manifest.json").write_text(json.dumps(man))
+    if profile_max is not None:
+        profile = {i["name"]: {"min": [1, 1], "opt": [profile_max, 50], "max": [profile_max, 200]}
+                   for i in man["inputs"]}
+        (dst / "engine.json").write_text(json.dumps({"profile": profile}))
     (dst / "model.plan").write_bytes(b"not a real engine")
     return dst
 
@@ -327,7 +328,7 @@ def test_tensorrt_plan_batch_limit_and_refusals(builds, tmp_path):
     # no profile stated: the limit cannot be checked
     no_profile = _fake_plan_build(builds["sentiment"], tmp_path / "trt2", profile_max=None)
     code, text = cli("triton", no_profile, repo, "--name", "n")
-    assert code == 2 and "engine.profile" in text
+    assert code == 2 and "no optimization profile is stated" in text
     # a stateful plan would need the stateful graph's own engine
     st_plan = _fake_plan_build(builds["stateful_lstm"], tmp_path / "trt3", profile_max=8)
     code, text = cli("triton", st_plan, repo, "--name", "s")
