@@ -99,6 +99,7 @@ KERAS_CLASSES = {
     "PReLU": dict(mask=_keep_mask, weights=_present("alpha")),
     "Attention": dict(weights=_present("scale", "concat_score_weight")),
     "AdditiveAttention": dict(weights=_present("scale")),
+    "CategoryEncoding": dict(feeds=lambda cfg: ("tokens", cfg["num_tokens"])),
 }
 
 
@@ -723,6 +724,12 @@ def breadth_cases():
     case("layernorm_two_axes_nocenter", [Inp("x", [6, 3]),
          L("LayerNormalization", "ln", axis=[1, 2], center=False, epsilon=0.1)],
          ["ln"], desc="LayerNormalization over axes [1, 2], center=False")
+    case("categoryencoding_onehot_lstm", [Inp("tokens", [None], "int32"),
+         L("CategoryEncoding", "oh", num_tokens=VOCAB, output_mode="one_hot"), rnn("lstm", return_sequences=True)],
+         ["rnn", "oh"], desc="CategoryEncoding(one_hot) appends a num_tokens axis to (batch, time) ids, then an LSTM")
+    case("categoryencoding_onehot_last_axis_1_gru", [Inp("tokens", [6, 1], "int64"),
+         L("CategoryEncoding", "oh", num_tokens=5, output_mode="one_hot"), rnn("gru", return_sequences=True)],
+         ["rnn", "oh"], desc="CategoryEncoding(one_hot) replaces a last axis of size 1 by num_tokens (int64 ids)")
     case("repeatvector_seq2seq", float_front() + [
         rnn("lstm"), L("RepeatVector", "rep", n=4), rnn("gru", name="rnn2", return_sequences=True),
         L("Dense", "d", units=2)],
@@ -871,7 +878,7 @@ def make_inputs(spec, info, rng, chunk):
             assert shape[0] in (None, T), (l, T)
         if kind in ("tokens", "tokens_masked"):
             if kind == "tokens":
-                out[l["name"]] = rng.integers(0, arg, (B, T)).astype(dtype)
+                out[l["name"]] = rng.integers(0, arg, (B, T, *shape[1:])).astype(dtype)
             else:
                 # a second masked input (decoder) gets the patterns rotated by 3
                 m = mask_matrix(info["patterns"][:B], T, chunk + 3 * n_masked)

@@ -430,6 +430,15 @@ def _(rng):
     return keras.Model([a, b], [h, scores, c], name="breadth_attention"), [tok, tok[[1, 2, 3, 4, 0]].copy()]
 
 
+@fixture("breadth_onehot", h5=True)
+def _(rng):
+    """Issue 14: CategoryEncoding(one_hot) on (batch, time) token ids, then an LSTM and a Dense."""
+    a = keras.Input((None,), dtype="int32", name="tokens")
+    h = layers.CategoryEncoding(VOCAB, output_mode="one_hot", name="onehot")(a)
+    y = layers.Dense(2, name="head")(layers.LSTM(3, name="lstm")(h))
+    return keras.Model(a, y, name="breadth_onehot"), [token_batch(rng)]
+
+
 @fixture("breadth_crnn", h5=True)
 def _(rng):
     """Issue 14: CRNN front end, Conv2D -> MaxPooling2D -> AveragePooling2D -> Permute -> Reshape
