@@ -213,6 +213,9 @@ class Layer:
     keras_classes: ClassVar[tuple[str, ...]] = ()
     #: Keras cell classes that `keras.layers.RNN(cell)` runs as this kind (`("LSTMCell",)`).
     keras_cells: ClassVar[tuple[str, ...]] = ()
+    #: Keras operations (`keras.ops.*` in a functional graph, saved as op nodes from module
+    #: keras.src.ops) imported as this kind, called like a layer on one tensor (`("OneHot",)`).
+    keras_ops: ClassVar[tuple[str, ...]] = ()
     #: Where a Keras 3 weights file keeps this kind's weights: weight-key group (`""` for
     #: `kernel`, `"forward"` for `forward/kernel`) -> path prefix; the n-th key of a group (in
     #: `weight_shapes` order, which is Keras's save order) is `<prefix><n>`.

@@ -432,11 +432,16 @@ def _(rng):
 
 @fixture("breadth_onehot", h5=True)
 def _(rng):
-    """Issue 14: CategoryEncoding(one_hot) on (batch, time) token ids, then an LSTM and a Dense."""
+    """Issue 14: CategoryEncoding(one_hot) on (batch, time) token ids, then an LSTM and a Dense;
+    keras.ops.one_hot (an op node of the functional graph) on (batch, time, 1) ids, then a GRU."""
     a = keras.Input((None,), dtype="int32", name="tokens")
     h = layers.CategoryEncoding(VOCAB, output_mode="one_hot", name="onehot")(a)
     y = layers.Dense(2, name="head")(layers.LSTM(3, name="lstm")(h))
-    return keras.Model(a, y, name="breadth_onehot"), [token_batch(rng)]
+    b = keras.Input((None, 1), dtype="int32", name="ids")
+    o = keras.layers.Reshape((-1, 7), name="resh")(keras.ops.one_hot(b, 7))
+    g = layers.GRU(3, return_sequences=True, name="gru")(o)
+    tok = token_batch(rng)
+    return keras.Model([a, b], [y, g], name="breadth_onehot"), [tok, (tok[::-1] % 7)[..., None].copy()]
 
 
 @fixture("breadth_crnn", h5=True)

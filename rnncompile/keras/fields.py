@@ -212,9 +212,12 @@ class KindTable:
     def __init__(self):
         self.classes: dict[str, type[Layer]] = {}
         self.cells: dict[str, type[Layer]] = {}
+        self.ops: dict[str, type[Layer]] = {}
         for kind in REGISTRY.values():
             for c in kind.keras_classes:
                 self.classes[c] = kind
+            for c in kind.keras_ops:
+                self.ops[c] = kind
             for c in kind.keras_cells:
                 self.cells[c] = kind
 
@@ -228,7 +231,7 @@ class KindTable:
             inner = cfg.get("layer") if isinstance(cfg, dict) else None
             name = inner.get("class_name") if isinstance(inner, dict) else None
             return self.classes.get(name) if isinstance(name, str) else None
-        return self.classes.get(keras_class)
+        return self.classes.get(keras_class) or self.ops.get(keras_class)
 
     def names(self, base: type[Layer] = Layer) -> list[str]:
         out = {c for c, k in self.classes.items() if issubclass(k, base)}

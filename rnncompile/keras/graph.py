@@ -213,6 +213,7 @@ class Converter:
             op = is_op(e)
             if not op:
                 order.append((name, cls))
+            op = op and cls not in self.kinds.ops   # a Keras op a layer kind imports: a layer call
             inbound = e.get("inbound_nodes") or []
             if not isinstance(inbound, list) or len(inbound) > self.limits.max_calls_per_layer:
                 raise SpecError([Problem(self.where(name, cls), "malformed inbound_nodes" if not isinstance(
@@ -436,7 +437,8 @@ class Converter:
         if src is not None and src.is_op:
             self.fail(f"takes the result of operation {src.cls} {src.layer!r} as data; Keras ops "
                       f"(keras.ops.* / tensor arithmetic in a functional model) are not supported, "
-                      f"except the ones Keras generates to compute masks", consumer.layer, consumer.cls)
+                      f"except {', '.join(sorted(self.kinds.ops)) or 'none'} and the ones Keras generates "
+                      f"to compute masks", consumer.layer, consumer.cls)
         elif src is not None:
             self.fail(f"takes output {ref[2]} of {ref[0]!r}, which has no such output",
                       consumer.layer, consumer.cls)

@@ -1,4 +1,5 @@
-"""CategoryEncoding (output_mode="one_hot"): integer ids -> one-hot float vectors.
+"""CategoryEncoding (output_mode="one_hot") and OneHot (`keras.ops.one_hot` in a functional graph,
+saved as an op node): integer ids -> one-hot float vectors. OneHot always appends the new axis.
 
 Keras 3.15 (pinned by the goldens): an input whose last axis has size 1 has that axis replaced
 by `num_tokens`; any other input gets a new last axis of `num_tokens`. The layer does not support
@@ -40,18 +41,22 @@ class CategoryEncoding(DropsMask):
         keep = x.shape[:-1] if x.shape[-1] == 1 else x.shape
         return [TensorType((*keep, self["num_tokens"]), "float32", False)]
 
-    def token_range(self):
+    @property
+    def _tokens(self) -> int:
         return self["num_tokens"]
+
+    def token_range(self):
+        return self._tokens
 
     def _squeezes(self) -> bool:
         return self.input_types[0].shape[-1] == 1
 
     def reference(self, inputs, weights):
         ids = np.asarray(inputs[0].data)
-        where = f"layer {self.name!r} (CategoryEncoding)"
+        where = f"layer {self.name!r} ({self.class_name})"
         if ids.dtype.kind not in "iu":
             raise RunError(f"expected integer ids, got {ids.dtype} values", where=where)
-        n = self["num_tokens"]
+        n = self._tokens
         bad = (ids < 0) | (ids >= n)
         if bad.any():
             at = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -62,7 +67,7 @@ class CategoryEncoding(DropsMask):
 
     def lower(self, g, inputs, weights):
         (x,) = inputs
-        dtype, n = x.type.dtype, self["num_tokens"]
+        dtype, n = x.type.dtype, self._tokens
         # Integer comparisons only (TensorRT's parser takes no BOOL into Equal/Less/Greater);
         # Equal broadcasts ids [..., 1] against the classes [n] to [..., n].
         ids = x.name if self._squeezes() else g.unsqueeze(x.name, [x.type.rank])
@@ -85,3 +90,40 @@ class CategoryEncoding(DropsMask):
         if dtype not in (None, "float32"):
             f.refuse("dtype", dtype, "the one-hot output is float32")
         return {"num_tokens": f.integer("num_tokens"), "output_mode": "one_hot"}
+
+
+@register
+class OneHot(CategoryEncoding):
+    class_name = "OneHot"
+    description = ("One-hot encodes integer ids along a new last axis (keras.ops.one_hot in a functional "
+                   "graph); unlike CategoryEncoding, a last axis of size 1 is kept")
+    attributes = {"num_classes": {"type": "integer", "minimum": 1, "maximum": 1 << 20}}
+    required = ("num_classes",)
+    keras_classes = ()
+    keras_ops = ("OneHot",)
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        if not x.dtype.startswith("int"):
+            raise LayerError(f"expects integer ids, got {x.dtype} input")
+        return [TensorType((*x.shape, self["num_classes"]), "float32", False)]
+
+    @property
+    def _tokens(self) -> int:
+        return self["num_classes"]
+
+    def _squeezes(self) -> bool:
+        return False
+
+    @classmethod
+    def from_keras(cls, f):
+        axis = f.get("axis", -1)
+        if axis != -1:
+            f.refuse("axis", axis, "only axis=-1 (a new last axis) is supported")
+        if f.get("sparse"):
+            f.refuse("sparse", True, "dense outputs only")
+        dtype = f.dtype("dtype")
+        if dtype not in (None, "float32"):
+            f.refuse("dtype", dtype, "the one-hot output is float32")
+        f.get("name")
+        return {"num_classes": f.integer("num_classes")}
