@@ -84,11 +84,7 @@ class CategoryEncoding(DropsMask):
         mode = f.get("output_mode", "multi_hot")
         if mode != "one_hot":
             f.refuse("output_mode", mode, "only one_hot is supported")
-        if f.get("sparse"):
-            f.refuse("sparse", True, "dense outputs only")
-        dtype = f.dtype("dtype")
-        if dtype not in (None, "float32"):
-            f.refuse("dtype", dtype, "the one-hot output is float32")
+        _dense_float32(f)
         return {"num_tokens": f.integer("num_tokens"), "output_mode": "one_hot"}
 
 
@@ -120,10 +116,15 @@ class OneHot(CategoryEncoding):
         axis = f.get("axis", -1)
         if axis != -1:
             f.refuse("axis", axis, "only axis=-1 (a new last axis) is supported")
-        if f.get("sparse"):
-            f.refuse("sparse", True, "dense outputs only")
-        dtype = f.dtype("dtype")
-        if dtype not in (None, "float32"):
-            f.refuse("dtype", dtype, "the one-hot output is float32")
+        _dense_float32(f)
         f.get("name")
         return {"num_classes": f.integer("num_classes")}
+
+
+def _dense_float32(f) -> None:
+    """The Keras options both kinds accept only at their defaults: a dense float32 output."""
+    if f.get("sparse"):
+        f.refuse("sparse", True, "dense outputs only")
+    dtype = f.dtype("dtype")
+    if dtype not in (None, "float32"):
+        f.refuse("dtype", dtype, "the one-hot output is float32")
