@@ -225,6 +225,9 @@ class Layer:
     keras_call_args: ClassVar[tuple[str, ...]] = ()
     #: Whether Keras's `TimeDistributed(layer)` equals the layer itself (it acts on the last axis).
     keras_time_distributed: ClassVar[bool] = False
+    #: The kind may be wrapped by the `TimeDistributed` kind (layers/time_distributed.py): one
+    #: input, no state, no mask of its own, each sample computed alone.
+    time_distributable: ClassVar[bool] = False
 
     @classmethod
     def from_keras(cls, f) -> dict[str, Any]:

@@ -100,6 +100,9 @@ KERAS_CLASSES = {
     "Attention": dict(weights=_present("scale", "concat_score_weight")),
     "AdditiveAttention": dict(weights=_present("scale")),
     "CategoryEncoding": dict(feeds=lambda cfg: ("tokens", cfg["num_tokens"])),
+    # the wrapped layer's weights, under the wrapper's name; Keras keeps the [batch, time] mask
+    "TimeDistributed": dict(mask=_keep_mask, weights=lambda prefix, layer: _present("kernel", "bias")(
+        prefix, layer.layer)),
 }
 
 
@@ -163,8 +166,8 @@ def make_layer(cfg: dict, name: str | None):
     kw = {k: v for k, v in cfg.items() if k not in _NON_KW}
     if name is not None:
         kw["name"] = name
-    if cls == "Bidirectional":
-        return keras.layers.Bidirectional(make_layer(cfg["layer"], None), **kw)
+    if cls in ("Bidirectional", "TimeDistributed"):
+        return getattr(keras.layers, cls)(make_layer(cfg["layer"], None), **kw)
     return getattr(keras.layers, cls)(**kw)
 
 
@@ -730,6 +733,18 @@ def breadth_cases():
     case("categoryencoding_onehot_last_axis_1_gru", [Inp("tokens", [6, 1], "int64"),
          L("CategoryEncoding", "oh", num_tokens=5, output_mode="one_hot"), rnn("gru", return_sequences=True)],
          ["rnn", "oh"], desc="CategoryEncoding(one_hot) replaces a last axis of size 1 by num_tokens (int64 ids)")
+    case("timedistributed_crnn_gru", [Inp("frames", [6, 8, 6, 1]),
+         L("TimeDistributed", "conv", layer={"class_name": "Conv2D", "filters": 3, "kernel_size": [3, 3],
+                                             "padding": "same", "activation": "relu"}),
+         L("TimeDistributed", "pool", layer={"class_name": "MaxPooling2D", "pool_size": [2, 2]}),
+         L("TimeDistributed", "avg", layer={"class_name": "AveragePooling2D", "pool_size": [2, 1],
+                                            "strides": [1, 1]}),
+         L("TimeDistributed", "flat", layer={"class_name": "Flatten"}), rnn("gru", return_sequences=True)],
+         ["rnn", "flat"], desc="TimeDistributed Conv2D -> MaxPooling2D -> AveragePooling2D -> Flatten per "
+                               "frame, then a GRU (CRNN front end)")
+    case("timedistributed_keeps_emb_mask_lstm", emb_front() + [
+         L("TimeDistributed", "td", layer={"class_name": "Flatten"}), rnn("lstm", return_sequences=True)],
+         ["rnn"], desc="TimeDistributed(Flatten) keeps the Embedding mask (Keras 3), which the LSTM then uses")
     case("repeatvector_seq2seq", float_front() + [
         rnn("lstm"), L("RepeatVector", "rep", n=4), rnn("gru", name="rnn2", return_sequences=True),
         L("Dense", "d", units=2)],
@@ -885,7 +900,7 @@ def make_inputs(spec, info, rng, chunk):
                 n_masked += 1
                 out[l["name"]] = (rng.integers(1, arg, (B, T)) * m).astype(dtype)
         else:
-            if len(shape) == 3:  # images (height, width, channels)
+            if len(shape) >= 3:  # images (height, width, channels), or sequences of them
                 out[l["name"]] = rng.normal(0, 1, (B, *shape)).astype(dtype)
                 continue
             F = shape[-1]

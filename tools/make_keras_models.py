@@ -444,6 +444,18 @@ def _(rng):
     return keras.Model([a, b], [y, g], name="breadth_onehot"), [tok, (tok[::-1] % 7)[..., None].copy()]
 
 
+@fixture("breadth_td_crnn", h5=True)
+def _(rng):
+    """Issue 14: TimeDistributed Conv2D -> MaxPooling2D -> Flatten over a sequence of frames,
+    then an LSTM and TimeDistributed(Dense)."""
+    img = keras.Input((5, 8, 6, 1), name="frames")
+    h = layers.TimeDistributed(layers.Conv2D(3, (3, 3), padding="same", activation="relu"), name="conv")(img)
+    h = layers.TimeDistributed(layers.MaxPooling2D((2, 2)), name="pool")(h)
+    h = layers.TimeDistributed(layers.Flatten(), name="flat")(h)
+    y = layers.TimeDistributed(layers.Dense(2), name="head")(layers.LSTM(3, return_sequences=True, name="lstm")(h))
+    return keras.Model(img, y, name="breadth_td_crnn"), [rng.normal(size=(3, 5, 8, 6, 1)).astype("float32")]
+
+
 @fixture("breadth_crnn", h5=True)
 def _(rng):
     """Issue 14: CRNN front end, Conv2D -> MaxPooling2D -> AveragePooling2D -> Permute -> Reshape
