@@ -456,6 +456,23 @@ def _(rng):
     return keras.Model(img, y, name="breadth_td_crnn"), [rng.normal(size=(3, 5, 8, 6, 1)).astype("float32")]
 
 
+@fixture("breadth_bool_mask", h5=True)
+def _(rng):
+    """Issue 14: a bool model input passed as mask= to an LSTM (its output sequence carries that
+    mask on to a GRU), and to a GRU whose Embedding(mask_zero) mask it replaces."""
+    x = keras.Input((None, 3), name="x")
+    m = keras.Input((None,), dtype="bool", name="valid")
+    t = keras.Input((None,), dtype="int32", name="tokens")
+    h = layers.LSTM(4, return_sequences=True, name="lstm")(x, mask=m)
+    g = layers.GRU(3, name="gru")(h)
+    e = layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")(t)
+    g2 = layers.GRU(2, return_sequences=True, name="gru2")(e, mask=m)
+    tok = token_batch(rng)
+    valid = token_batch(rng)[[2, 3, 4, 0, 1]] != 0
+    return (keras.Model([x, m, t], [h, g, g2], name="breadth_bool_mask"),
+            [rng.normal(size=(5, tok.shape[1], 3)).astype("float32"), valid, tok])
+
+
 @fixture("breadth_crnn", h5=True)
 def _(rng):
     """Issue 14: CRNN front end, Conv2D -> MaxPooling2D -> AveragePooling2D -> Permute -> Reshape
