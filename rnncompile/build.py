@@ -172,7 +172,7 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
 
 
 _IO_ENTRY = {"type": "object", "required": ["name", "dtype", "shape"], "properties": {
-    "name": {"type": "string"}, "dtype": {"enum": ["float32", "int32", "int64"]},
+    "name": {"type": "string"}, "dtype": {"enum": ["float32", "int32", "int64", "bool"]},
     "shape": {"type": "array", "items": {"type": ["integer", "string", "null"]}},
     "token_range": {"type": "integer", "minimum": 1}}}
 #: What running a build directory relies on in its manifest.json.

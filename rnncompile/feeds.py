@@ -49,6 +49,9 @@ def check_feeds(inputs: Sequence[TensorIO], feeds: dict[str, np.ndarray]) -> dic
                 bad = arr.min() if arr.min() < lim.min else arr.max()
                 raise RunError(f"value {bad} does not fit the input's {spec.dtype}",
                                where=f"input {name!r}")
+        elif spec["dtype"] == "bool":
+            if arr.dtype.kind != "b" and not (arr.dtype.kind in "fiu" and np.isin(arr, (0, 1)).all()):
+                raise RunError(f"expected a bool mask (True/False or 1/0), got {arr.dtype}", where=f"input {name!r}")
         elif arr.dtype.kind not in "fiu":
             raise RunError(f"expected numbers, got {arr.dtype}", where=f"input {name!r}")
         out[name] = arr.astype(spec.dtype)
@@ -106,13 +109,13 @@ def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, n
             raise RunError("expected an object {input name: array}", where=str(path))
         out = {}
         for k, v in data.items():
-            if _has_bool(v):
-                raise RunError("expected numbers, found true/false", where=f"{path}[{k}]")
             try:
                 out[k] = np.asarray(v)
             except (ValueError, OverflowError) as e:
                 raise RunError(f"not a rectangular array: {e}", where=f"{path}[{k}]") from None
-            if out[k].dtype.kind not in "iuf":
+            if out[k].dtype.kind != "b" and _has_bool(v):   # all true/false: a bool mask input
+                raise RunError("expected numbers, found true/false", where=f"{path}[{k}]")
+            if out[k].dtype.kind not in "iufb":
                 raise RunError("expected numbers", where=f"{path}[{k}]")
         return out
     raise RunError("expected a .npz, .npy or .json input file", where=str(path))

@@ -150,7 +150,9 @@ def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pat
         shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else other_axes)
                       for i, d in enumerate(info.shape))
         full = (batch, *shape)
-        if info.dtype.startswith("int"):
+        if info.dtype == "bool":   # a mask input (SetMask): False on padded steps, below
+            x = np.ones(full, bool)
+        elif info.dtype.startswith("int"):
             hi = int(info.token_range or 10)
             lo = 1 if (info.pad_value == 0 and hi > 1) else 0
             x = rng.integers(lo, hi, size=full).astype(info.dtype)

@@ -213,6 +213,9 @@ class Layer:
     keras_classes: ClassVar[tuple[str, ...]] = ()
     #: Keras cell classes that `keras.layers.RNN(cell)` runs as this kind (`("LSTMCell",)`).
     keras_cells: ClassVar[tuple[str, ...]] = ()
+    #: Keras operations (`keras.ops.*` in a functional graph, saved as op nodes from module
+    #: keras.src.ops) imported as this kind, called like a layer on one tensor (`("OneHot",)`).
+    keras_ops: ClassVar[tuple[str, ...]] = ()
     #: Where a Keras 3 weights file keeps this kind's weights: weight-key group (`""` for
     #: `kernel`, `"forward"` for `forward/kernel`) -> path prefix; the n-th key of a group (in
     #: `weight_shapes` order, which is Keras's save order) is `<prefix><n>`.
@@ -222,6 +225,9 @@ class Layer:
     keras_call_args: ClassVar[tuple[str, ...]] = ()
     #: Whether Keras's `TimeDistributed(layer)` equals the layer itself (it acts on the last axis).
     keras_time_distributed: ClassVar[bool] = False
+    #: The kind may be wrapped by the `TimeDistributed` kind (layers/time_distributed.py): one
+    #: input, no state, no mask of its own, each sample computed alone.
+    time_distributable: ClassVar[bool] = False
 
     @classmethod
     def from_keras(cls, f) -> dict[str, Any]:

@@ -372,7 +372,8 @@ def test_every_built_in_keras_class_is_covered():
 _GOLDEN_PINNED = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
                   "BatchNormalization", "LayerNormalization", "RepeatVector", "Flatten", "Reshape",
                   "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "LeakyReLU", "Attention",
-                  "AdditiveAttention", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dot", "PReLU")
+                  "AdditiveAttention", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dot", "PReLU",
+                  "CategoryEncoding")
 
 
 def test_golden_pinned_kinds_have_keras_goldens():

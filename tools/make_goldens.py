@@ -99,6 +99,10 @@ KERAS_CLASSES = {
     "PReLU": dict(mask=_keep_mask, weights=_present("alpha")),
     "Attention": dict(weights=_present("scale", "concat_score_weight")),
     "AdditiveAttention": dict(weights=_present("scale")),
+    "CategoryEncoding": dict(feeds=lambda cfg: ("tokens", cfg["num_tokens"])),
+    # the wrapped layer's weights, under the wrapper's name; Keras keeps the [batch, time] mask
+    "TimeDistributed": dict(mask=_keep_mask, weights=lambda prefix, layer: _present("kernel", "bias")(
+        prefix, layer.layer)),
 }
 
 
@@ -162,8 +166,8 @@ def make_layer(cfg: dict, name: str | None):
     kw = {k: v for k, v in cfg.items() if k not in _NON_KW}
     if name is not None:
         kw["name"] = name
-    if cls == "Bidirectional":
-        return keras.layers.Bidirectional(make_layer(cfg["layer"], None), **kw)
+    if cls in ("Bidirectional", "TimeDistributed"):
+        return getattr(keras.layers, cls)(make_layer(cfg["layer"], None), **kw)
     return getattr(keras.layers, cls)(**kw)
 
 
@@ -723,6 +727,24 @@ def breadth_cases():
     case("layernorm_two_axes_nocenter", [Inp("x", [6, 3]),
          L("LayerNormalization", "ln", axis=[1, 2], center=False, epsilon=0.1)],
          ["ln"], desc="LayerNormalization over axes [1, 2], center=False")
+    case("categoryencoding_onehot_lstm", [Inp("tokens", [None], "int32"),
+         L("CategoryEncoding", "oh", num_tokens=VOCAB, output_mode="one_hot"), rnn("lstm", return_sequences=True)],
+         ["rnn", "oh"], desc="CategoryEncoding(one_hot) appends a num_tokens axis to (batch, time) ids, then an LSTM")
+    case("categoryencoding_onehot_last_axis_1_gru", [Inp("tokens", [6, 1], "int64"),
+         L("CategoryEncoding", "oh", num_tokens=5, output_mode="one_hot"), rnn("gru", return_sequences=True)],
+         ["rnn", "oh"], desc="CategoryEncoding(one_hot) replaces a last axis of size 1 by num_tokens (int64 ids)")
+    case("timedistributed_crnn_gru", [Inp("frames", [6, 8, 6, 1]),
+         L("TimeDistributed", "conv", layer={"class_name": "Conv2D", "filters": 3, "kernel_size": [3, 3],
+                                             "padding": "same", "activation": "relu"}),
+         L("TimeDistributed", "pool", layer={"class_name": "MaxPooling2D", "pool_size": [2, 2]}),
+         L("TimeDistributed", "avg", layer={"class_name": "AveragePooling2D", "pool_size": [2, 1],
+                                            "strides": [1, 1]}),
+         L("TimeDistributed", "flat", layer={"class_name": "Flatten"}), rnn("gru", return_sequences=True)],
+         ["rnn", "flat"], desc="TimeDistributed Conv2D -> MaxPooling2D -> AveragePooling2D -> Flatten per "
+                               "frame, then a GRU (CRNN front end)")
+    case("timedistributed_keeps_emb_mask_lstm", emb_front() + [
+         L("TimeDistributed", "td", layer={"class_name": "Flatten"}), rnn("lstm", return_sequences=True)],
+         ["rnn"], desc="TimeDistributed(Flatten) keeps the Embedding mask (Keras 3), which the LSTM then uses")
     case("repeatvector_seq2seq", float_front() + [
         rnn("lstm"), L("RepeatVector", "rep", n=4), rnn("gru", name="rnn2", return_sequences=True),
         L("Dense", "d", units=2)],
@@ -871,14 +893,14 @@ def make_inputs(spec, info, rng, chunk):
             assert shape[0] in (None, T), (l, T)
         if kind in ("tokens", "tokens_masked"):
             if kind == "tokens":
-                out[l["name"]] = rng.integers(0, arg, (B, T)).astype(dtype)
+                out[l["name"]] = rng.integers(0, arg, (B, T, *shape[1:])).astype(dtype)
             else:
                 # a second masked input (decoder) gets the patterns rotated by 3
                 m = mask_matrix(info["patterns"][:B], T, chunk + 3 * n_masked)
                 n_masked += 1
                 out[l["name"]] = (rng.integers(1, arg, (B, T)) * m).astype(dtype)
         else:
-            if len(shape) == 3:  # images (height, width, channels)
+            if len(shape) >= 3:  # images (height, width, channels), or sequences of them
                 out[l["name"]] = rng.normal(0, 1, (B, *shape)).astype(dtype)
                 continue
             F = shape[-1]

@@ -430,6 +430,49 @@ def _(rng):
     return keras.Model([a, b], [h, scores, c], name="breadth_attention"), [tok, tok[[1, 2, 3, 4, 0]].copy()]
 
 
+@fixture("breadth_onehot", h5=True)
+def _(rng):
+    """Issue 14: CategoryEncoding(one_hot) on (batch, time) token ids, then an LSTM and a Dense;
+    keras.ops.one_hot (an op node of the functional graph) on (batch, time, 1) ids, then a GRU."""
+    a = keras.Input((None,), dtype="int32", name="tokens")
+    h = layers.CategoryEncoding(VOCAB, output_mode="one_hot", name="onehot")(a)
+    y = layers.Dense(2, name="head")(layers.LSTM(3, name="lstm")(h))
+    b = keras.Input((None, 1), dtype="int32", name="ids")
+    o = keras.layers.Reshape((-1, 7), name="resh")(keras.ops.one_hot(b, 7))
+    g = layers.GRU(3, return_sequences=True, name="gru")(o)
+    tok = token_batch(rng)
+    return keras.Model([a, b], [y, g], name="breadth_onehot"), [tok, (tok[::-1] % 7)[..., None].copy()]
+
+
+@fixture("breadth_td_crnn", h5=True)
+def _(rng):
+    """Issue 14: TimeDistributed Conv2D -> MaxPooling2D -> Flatten over a sequence of frames,
+    then an LSTM and TimeDistributed(Dense)."""
+    img = keras.Input((5, 8, 6, 1), name="frames")
+    h = layers.TimeDistributed(layers.Conv2D(3, (3, 3), padding="same", activation="relu"), name="conv")(img)
+    h = layers.TimeDistributed(layers.MaxPooling2D((2, 2)), name="pool")(h)
+    h = layers.TimeDistributed(layers.Flatten(), name="flat")(h)
+    y = layers.TimeDistributed(layers.Dense(2), name="head")(layers.LSTM(3, return_sequences=True, name="lstm")(h))
+    return keras.Model(img, y, name="breadth_td_crnn"), [rng.normal(size=(3, 5, 8, 6, 1)).astype("float32")]
+
+
+@fixture("breadth_bool_mask", h5=True)
+def _(rng):
+    """Issue 14: a bool model input passed as mask= to an LSTM (its output sequence carries that
+    mask on to a GRU), and to a GRU whose Embedding(mask_zero) mask it replaces."""
+    x = keras.Input((None, 3), name="x")
+    m = keras.Input((None,), dtype="bool", name="valid")
+    t = keras.Input((None,), dtype="int32", name="tokens")
+    h = layers.LSTM(4, return_sequences=True, name="lstm")(x, mask=m)
+    g = layers.GRU(3, name="gru")(h)
+    e = layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")(t)
+    g2 = layers.GRU(2, return_sequences=True, name="gru2")(e, mask=m)
+    tok = token_batch(rng)
+    valid = token_batch(rng)[[2, 3, 4, 0, 1]] != 0
+    return (keras.Model([x, m, t], [h, g, g2], name="breadth_bool_mask"),
+            [rng.normal(size=(5, tok.shape[1], 3)).astype("float32"), valid, tok])
+
+
 @fixture("breadth_crnn", h5=True)
 def _(rng):
     """Issue 14: CRNN front end, Conv2D -> MaxPooling2D -> AveragePooling2D -> Permute -> Reshape

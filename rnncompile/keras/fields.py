@@ -212,9 +212,12 @@ class KindTable:
     def __init__(self):
         self.classes: dict[str, type[Layer]] = {}
         self.cells: dict[str, type[Layer]] = {}
+        self.ops: dict[str, type[Layer]] = {}
         for kind in REGISTRY.values():
             for c in kind.keras_classes:
                 self.classes[c] = kind
+            for c in kind.keras_ops:
+                self.ops[c] = kind
             for c in kind.keras_cells:
                 self.cells[c] = kind
 
@@ -228,7 +231,7 @@ class KindTable:
             inner = cfg.get("layer") if isinstance(cfg, dict) else None
             name = inner.get("class_name") if isinstance(inner, dict) else None
             return self.classes.get(name) if isinstance(name, str) else None
-        return self.classes.get(keras_class)
+        return self.classes.get(keras_class) or self.ops.get(keras_class)
 
     def names(self, base: type[Layer] = Layer) -> list[str]:
         out = {c for c, k in self.classes.items() if issubclass(k, base)}
@@ -302,10 +305,15 @@ def _time_distributed(cfg: Any, major: int, kinds: KindTable, what: str, root: F
     if not isinstance(cls, str):
         raise Refused(f"option layer: class_name {short(cls)} is not a layer class")
     kind = kinds.kind(cls, inner.get("config"))
-    if kind is None or not kind.keras_time_distributed or cls in ("TimeDistributed", "RNN"):
-        ok = sorted(c for c, k in kinds.classes.items() if k.keras_time_distributed)
+    wrapper = REGISTRY.get("TimeDistributed")
+    if kind is None or not (kind.keras_time_distributed or kind.time_distributable and wrapper) \
+            or cls in ("TimeDistributed", "RNN"):
+        ok = sorted(c for c, k in kinds.classes.items() if k.keras_time_distributed or k.time_distributable)
         raise Refused(f"option layer: TimeDistributed({cls}) is not supported ({', '.join(ok)})")
     m = map_layer(cls, inner.get("config") or {}, major, kinds, what, root)
+    if not kind.keras_time_distributed:   # a per-sample layer: the TimeDistributed kind wraps it
+        m = Mapped(wrapper, {"layer": {"class_name": m.kind.class_name, **m.config}}, m.weight_prefix,
+                   m.training_random)
     m.weight_prefix = "layer/" + m.weight_prefix
     m.training_random = m.training_random or f.training_random
     return m

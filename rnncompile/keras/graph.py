@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ModelFileError, Problem, SpecError
 from ..layer import Layer, LayerError, TensorType
+from ..layers.set_mask import SetMask
 from .fields import KindTable, Mapped, Refused, map_layer, short
 from .list_calls import emit_list_call, merge_mask
 from .nodes import (Node, TRef, contains_tref, data_refs, is_number, is_op, is_tref, parse_node,
@@ -213,6 +214,7 @@ class Converter:
             op = is_op(e)
             if not op:
                 order.append((name, cls))
+            op = op and cls not in self.kinds.ops   # a Keras op a layer kind imports: a layer call
             inbound = e.get("inbound_nodes") or []
             if not isinstance(inbound, list) or len(inbound) > self.limits.max_calls_per_layer:
                 raise SpecError([Problem(self.where(name, cls), "malformed inbound_nodes" if not isinstance(
@@ -366,6 +368,7 @@ class Converter:
         init = [self._tensor(r, n) for r in init_refs]
         if any(t is None for t in init):
             return
+        x = self._bool_mask(n, kind, x)
         ignore_mask = self._check_mask(n, kind, x, init_refs)
         if ignore_mask is None:
             return
@@ -436,7 +439,8 @@ class Converter:
         if src is not None and src.is_op:
             self.fail(f"takes the result of operation {src.cls} {src.layer!r} as data; Keras ops "
                       f"(keras.ops.* / tensor arithmetic in a functional model) are not supported, "
-                      f"except the ones Keras generates to compute masks", consumer.layer, consumer.cls)
+                      f"except {', '.join(sorted(self.kinds.ops)) or 'none'} and the ones Keras generates "
+                      f"to compute masks", consumer.layer, consumer.cls)
         elif src is not None:
             self.fail(f"takes output {ref[2]} of {ref[0]!r}, which has no such output",
                       consumer.layer, consumer.cls)
@@ -505,9 +509,26 @@ class Converter:
                 return True
         elif not n.explicit_masks and n.kwargs.get("mask") is not None:
             self.fail("is called with an explicit mask argument; only masks from Embedding(mask_zero) "
-                      "and Masking layers are supported", n.layer, n.cls)
+                      "and Masking layers, and bool model inputs, are supported", n.layer, n.cls)
             return None
         return False
+
+    def _bool_mask(self, n: Node, kind: type[Layer], x: T) -> T:
+        """A call given a bool [batch, time] tensor as `mask=` (a bool model input): a SetMask
+        layer named `<layer>.mask` puts it on x (replacing x's own mask, as Keras does)."""
+        if not n.explicit_masks or "mask" not in kind.keras_call_args:
+            return x
+        pos = 1 + kind.keras_call_args.index("mask")
+        given = n.kwargs.get("mask", n.args[pos] if len(n.args) > pos else None)
+        if isinstance(given, list) and len(given) == 1:
+            given = given[0]
+        m = self.tensors.get(tuple(given)) if is_tref(given) else None
+        if m is None or m.type.dtype != "bool":
+            return x
+        name = f"{n.spec_name}.mask"
+        layer = self._typed(SetMask, name, {}, [x.type, m.type])
+        self.layers.append({"class_name": SetMask.class_name, "name": name, "inputs": [x.ref, m.ref]})
+        return T(name, layer.output_types_[0], ("opaque", tuple(given)), x.node)
 
     def _mask_expr(self, value, n: Node):
         """The mask a Keras 3 layer call used, as an expression comparable with the spec's."""

@@ -1,4 +1,4 @@
 """Built-in layer kinds. Importing this package registers them."""
 from . import (activation, attention, bidirectional, dense, dropout, embedding, gru, input, lstm,  # noqa: F401
-               merge, normalization, reshaping, conv, conv2d, leaky_relu, dot, dot_attention,
-               mask_ops, masking, pooling, simple_rnn)
+               merge, normalization, one_hot, reshaping, conv, conv2d, leaky_relu, dot, dot_attention,
+               mask_ops, masking, pooling, set_mask, simple_rnn, time_distributed)

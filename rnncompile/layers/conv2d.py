@@ -28,6 +28,8 @@ def _pair(f, key: str, default):
 
 
 class _Window2D(Layer):
+    time_distributable = True
+
     def _geometry(self) -> tuple[list[int], list[int], list[int]]:
         """(window spans, strides, dilations) per spatial axis."""
         raise NotImplementedError

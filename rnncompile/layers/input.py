@@ -13,7 +13,8 @@ class Input(Layer):
                   "items": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1 << 20},
                                       {"type": "null"}]},
                   "description": "shape without the batch axis; null for a variable axis"},
-        "dtype": {"enum": ["float32", "int32", "int64"], "default": "float32"},
+        "dtype": {"enum": ["float32", "int32", "int64", "bool"], "default": "float32",
+                  "description": "bool: a [batch, time] mask for SetMask"},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 1 << 16,
                        "description": "fixed batch size (optional)"},
     }
@@ -49,12 +50,13 @@ class Input(Layer):
                 raise LayerError(f"option {flag}=True is not supported (dense inputs only)")
         dtype = f.dtype("dtype") or "float32"
         if dtype not in _KERAS_DTYPES:
-            raise LayerError(f"option dtype={dtype!r} is not supported: inputs are float32 or integer ids")
+            raise LayerError(f"option dtype={dtype!r} is not supported: inputs are float32, integer ids "
+                             f"or a bool mask")
         out = {"shape": list(shape[1:]), "dtype": _KERAS_DTYPES[dtype]}
         if shape[0] is not None:
             out["batch_size"] = shape[0]
         return out
 
 
-_KERAS_DTYPES = {"float32": "float32", "int32": "int32", "int64": "int64", "int8": "int32", "int16": "int32",
-                 "uint8": "int32", "uint16": "int32", "uint32": "int64", "uint64": "int64"}
+_KERAS_DTYPES = {"bool": "bool", "float32": "float32", "int32": "int32", "int64": "int64", "int8": "int32",
+                 "int16": "int32", "uint8": "int32", "uint16": "int32", "uint32": "int64", "uint64": "int64"}

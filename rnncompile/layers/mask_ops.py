@@ -27,6 +27,16 @@ import numpy as np
 from ..layer import Layer, LayerError, Tensor, TensorType, register
 
 
+def sequence_and(inputs, second: str):
+    """The [sequence, second] inputs of a layer that puts a mask on a sequence, checked."""
+    if len(inputs) != 2:
+        raise LayerError(f"takes two inputs, [sequence, {second}], got {len(inputs)}")
+    x, other = inputs
+    if x.rank < 3:
+        raise LayerError(f"expects a sequence (batch, time, features...) as its first input, got shape {x}")
+    return x, other
+
+
 @register
 class SequenceMask(Layer):
     class_name = "SequenceMask"
@@ -35,11 +45,7 @@ class SequenceMask(Layer):
 
     # -- shape and mask rule: a new mask ------------------------------------------------------
     def output_types(self, inputs):
-        if len(inputs) != 2:
-            raise LayerError(f"takes two inputs, [sequence, lengths], got {len(inputs)}")
-        x, lengths = inputs
-        if x.rank < 3:
-            raise LayerError(f"expects a sequence (batch, time, features...) as its first input, got shape {x}")
+        x, lengths = sequence_and(inputs, "lengths")
         if not lengths.dtype.startswith("int"):
             raise LayerError(f"expects integer lengths as its second input, got {lengths.dtype}")
         if not (lengths.rank == 1 or (lengths.rank == 2 and lengths.shape[1] == 1)):

@@ -64,6 +64,7 @@ class Flatten(DropsMask):
     attributes = {"data_format": {"enum": ["channels_last"], "default": "channels_last"}}
     keras_classes = ("Flatten",)
     keras_time_distributed = False
+    time_distributable = True
 
     def output_types(self, inputs):
         (x,) = inputs
