@@ -49,7 +49,7 @@ def check_feeds(inputs: Sequence[TensorIO], feeds: dict[str, np.ndarray]) -> dic
                 bad = arr.min() if arr.min() < lim.min else arr.max()
                 raise RunError(f"value {bad} does not fit the input's {spec.dtype}",
                                where=f"input {name!r}")
-        elif spec["dtype"] == "bool":
+        elif spec.dtype == "bool":
             if arr.dtype.kind != "b" and not (arr.dtype.kind in "fiu" and np.isin(arr, (0, 1)).all()):
                 raise RunError(f"expected a bool mask (True/False or 1/0), got {arr.dtype}", where=f"input {name!r}")
         elif arr.dtype.kind not in "fiu":

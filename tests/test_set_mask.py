@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from rnncompile.io import TensorIO
 from rnncompile.build import build
 from rnncompile.cli import main
 from rnncompile.errors import RunError
@@ -43,7 +44,7 @@ def test_the_bool_input_replaces_the_embedding_mask():
 
 
 def test_feeds_take_bool_or_0_1_and_refuse_other_values():
-    inputs = [{"name": "m", "dtype": "bool", "shape": [None, None]}]
+    inputs = [TensorIO("m", "bool", (None, None))]
     out = check_feeds(inputs, {"m": np.array([[1, 0]])})
     assert out["m"].dtype == bool and out["m"].tolist() == [[True, False]]
     with pytest.raises(RunError, match="expected a bool mask"):
