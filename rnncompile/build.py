@@ -14,9 +14,9 @@ import numpy as np
 from . import __version__, outdir
 from .backends import RunnerFactory, default_factory
 from .errors import LayerContractError, Problem, RunError, VerificationError
-from .io import ModelIO, StateIO, TensorIO
+from .io import ModelIO, PreprocessIO, StateIO, TensorIO
 from .jsonfile import read_json_file
-from .lower import Lowered, lower
+from .lower import Lowered, host_layers, lower
 from .runtime import Session
 from .schema import validate
 from .spec import Model, load_spec
@@ -46,7 +46,23 @@ def io_description(model: Model, lowered: Lowered) -> ModelIO:
                                info.token_range if info is not None else None,
                                info.pad_value if info is not None else None))
     states = tuple(StateIO(s.layer, s.input_name, s.output_name, tuple(s.shape)) for s in model.states)
-    return ModelIO(tuple(inputs), tuple(TensorIO.from_dict(o) for o in lowered.io["outputs"]), states)
+    pre = []
+    for name in host_layers(model, lowered.target):
+        layer = model.layers[name]
+        (src,) = layer.inbound
+        t = model.input_type(src.layer)
+        entry, _files = layer.host_entry()
+        text = TensorIO(src.layer, t.dtype, ("batch", *t.shape[1:]))
+        pre.append(PreprocessIO(layer.class_name, name, text, name, entry, layer.host_apply))
+    return ModelIO(tuple(inputs), tuple(TensorIO.from_dict(o) for o in lowered.io["outputs"]), states, tuple(pre))
+
+
+def host_files(model: Model, lowered: Lowered) -> dict[str, bytes]:
+    """The files host-side preprocessing needs in OUT (a tokenizer's vocabulary)."""
+    files = {}
+    for name in host_layers(model, lowered.target):
+        files.update(model.layers[name].host_entry()[1])
+    return files
 
 
 def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds: float) -> dict:
@@ -60,6 +76,7 @@ def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds
         "opset": lowered.io["opset"],
         "target": lowered.target.name,
         "precision": lowered.target.precision,
+        **({"tokenizer": "host" if io.preprocessing else "graph"} if _reads_text(model) else {}),
         **io.to_dict(),
         "layers": [{"name": l.name, "class_name": l.class_name,
                     "output_shapes": [str(t) for t in l.output_types_],
@@ -70,6 +87,10 @@ def manifest(model: Model, lowered: Lowered, model_bytes: bytes, compile_seconds
         **({"typed_graph": lowered.precision_info.to_dict()} if lowered.precision_info else {}),
         "compile_seconds": round(compile_seconds, 4),
     }
+
+
+def _reads_text(model: Model) -> bool:
+    return any(model.input_type(n).dtype == "string" for n in model.inputs)
 
 
 def spec_with_weights_file(model: Model) -> dict:
@@ -137,7 +158,7 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
     lowered = lower(model, target)
     compile_seconds = time.perf_counter() - t0
     man = manifest(model, lowered, lowered.model_bytes, compile_seconds)
-    io = ModelIO.from_dict(man)
+    io = io_description(model, lowered)
     report = None
     if verify_model:
         report = verify(model, make_runner(lowered.model_bytes), io, seed=seed)
@@ -152,6 +173,8 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
         if report is not None:
             (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         (tmp / "spec.json").write_text(json.dumps(spec_with_weights_file(model), indent=2) + "\n")
+        for name, data in host_files(model, lowered).items():
+            (tmp / name).write_bytes(data)
         with open(tmp / "weights.npz", "wb") as f:
             np.savez(f, **{k: model.weights[k] for k in sorted(model.weights)})
         if target.engine_backend:  # files the engine backend adds (no GPU needed), e.g. trtexec.sh
@@ -172,7 +195,7 @@ def build(source: str | Path | dict, out_dir: str | Path, *, seed: int = 0, veri
 
 
 _IO_ENTRY = {"type": "object", "required": ["name", "dtype", "shape"], "properties": {
-    "name": {"type": "string"}, "dtype": {"enum": ["float32", "int32", "int64", "bool"]},
+    "name": {"type": "string"}, "dtype": {"enum": ["float32", "int32", "int64", "bool", "string"]},
     "shape": {"type": "array", "items": {"type": ["integer", "string", "null"]}},
     "token_range": {"type": "integer", "minimum": 1}}}
 #: What running a build directory relies on in its manifest.json.
@@ -228,7 +251,25 @@ def open_session(out_dir: str | Path, threads: int | None = None,
     carried for stateful models."""
     d = open_build(out_dir)
     make_runner = runner_factory or default_factory(threads, d.manifest.get("precision", "float32"))
-    return Session(make_runner(d.model_path), ModelIO.from_dict(d.manifest))
+    return Session(make_runner(d.model_path), model_io(d))
+
+
+def model_io(d: BuildDir) -> ModelIO:
+    """The manifest's ModelIO with its host-side preprocessing loaded from OUT (a tokenizer's
+    vocabulary, checked against the manifest's sha256)."""
+    from .layer import REGISTRY
+
+    io = ModelIO.from_dict(d.manifest)
+    if not io.preprocessing:
+        return io
+    pre = []
+    for p in io.preprocessing:
+        cls = REGISTRY.get(p.kind)
+        if cls is None or not cls.host_capable:
+            raise RunError(f"unknown preprocessing kind {p.kind!r}", where=f"{d.path / 'manifest.json'}")
+        pre.append(PreprocessIO(p.kind, p.layer, p.input, p.output, p.config,
+                                cls.host_function(p.to_dict(), d.path)))
+    return ModelIO(io.inputs, io.outputs, io.states, tuple(pre))
 
 
 def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
@@ -245,9 +286,9 @@ def verify_dir(out_dir: str | Path, seed: int = 0, threads: int | None = None,
     if model.digest != man.get("spec_sha256"):
         raise VerificationError("spec.json/weights.npz are not the ones this model was built from "
                                 "(sha256 differs)", where=str(out_dir))
-    target = get_target(man.get("target", "onnxruntime"), man.get("precision", "float32"))
+    target = get_target(man.get("target", "onnxruntime"), man.get("precision", "float32"), man.get("tokenizer"))
     make_runner = runner_factory or default_factory(threads, target.precision)
-    io = ModelIO.from_dict(man)
+    io = model_io(d)
     report = verify(model, make_runner(model_bytes), io, seed=seed)
     if not report.passed:
         raise verification_failure(model, io, report, Problem(

@@ -124,6 +124,10 @@ def target_options(f):
     f = click.option("--precision", default="fp32", show_default=True,
                      type=click.Choice(sorted(PRECISION_ALIASES), case_sensitive=False),
                      help="Float precision of the graph (typed fp16/bf16 graphs).")(f)
+    f = click.option("--tokenizer", default="auto", show_default=True, type=click.Choice(["auto", "graph", "host"]),
+                     help="Where text preprocessing (TextVectorization) runs: in the graph (ONNX string ops), "
+                          "on the host (a tokenizer in the manifest, applied by the Python and C++ sessions), "
+                          "or auto: the graph where that is exact on the target, else the host.")(f)
     return click.option("--target", default="onnxruntime", show_default=True,
                         type=click.Choice(sorted(TARGETS)),
                         help="The runtime the ONNX graph is for (rnncompile.targets).")(f)
@@ -184,7 +188,7 @@ def main():
 @click.option("--threads", type=int, default=None, help="onnxruntime threads for verification.")
 @target_options
 @command
-def build(source, out_dir, seed, no_verify, threads, target, precision):
+def build(source, out_dir, seed, no_verify, threads, target, precision, tokenizer):
     """Compile SOURCE (spec.json, model.keras or model.h5) into OUT: model.onnx, manifest.json,
     report.json. Exit 0 when verified, 1 when verification fails, 2 for invalid input."""
     from .build import build as do_build
@@ -193,7 +197,7 @@ def build(source, out_dir, seed, no_verify, threads, target, precision):
     from .targets import get_target
 
     result = do_build(source, out_dir, seed=seed, verify_model=not no_verify, threads=threads,
-                      target=get_target(target, precision))
+                      target=get_target(target, precision, tokenizer))
     man = result.manifest
     echo(f"built {out_dir}/model.onnx  (opset {man['opset']}, {len(man['layers'])} layers, "
                f"compile {man['compile_seconds'] * 1000:.0f} ms)")
@@ -212,7 +216,7 @@ def build(source, out_dir, seed, no_verify, threads, target, precision):
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @target_options
 @command
-def check(source, target, precision):
+def check(source, target, precision, tokenizer):
     """Validate SOURCE (shapes, masks, weights) without building, and that every layer can be
     lowered for the target."""
     from .build import load_model
@@ -221,7 +225,7 @@ def check(source, target, precision):
     from .targets import get_target
 
     model = load_model(source)
-    t = get_target(target, precision)
+    t = get_target(target, precision, tokenizer)
     blocked = check_target(model, t)
     if blocked:
         raise TargetError(blocked)
@@ -234,7 +238,7 @@ def check(source, target, precision):
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @target_options
 @command
-def summary(source, as_json, target, precision):
+def summary(source, as_json, target, precision, tokenizer):
     """Print a Keras-like table of SOURCE's layers, shapes, masks and lowerings on the target,
     with whether each recurrent layer gets the native fused op there and, if not, why."""
     from .build import load_model
@@ -242,7 +246,7 @@ def summary(source, as_json, target, precision):
     from .targets import get_target
 
     model = load_model(source)
-    t = get_target(target, precision)
+    t = get_target(target, precision, tokenizer)
     echo(json.dumps(summary_rows(model, t), indent=2) if as_json else render_summary(model, t))
 
 
@@ -266,10 +270,13 @@ def run(out_dir, input_files, save, threads, backend):
     if save:
         _check_save_path(save, [*input_files, *(out_dir / a for a in ("model.onnx", "manifest.json"))])
     results = []
+    texts_of = None
     for path in input_files:
         feeds = read_inputs(path, names=session.input_names)
         if list(feeds) == [""]:
             feeds = feeds[""]
+            if feeds.dtype == object:
+                texts_of = feeds
         results.append(session.run(feeds))
     if save:
         arrays = {(f"{k}" if len(results) == 1 else f"call{i}/{k}"): v
@@ -287,10 +294,24 @@ def run(out_dir, input_files, save, threads, backend):
         echo(f"wrote {save} ({', '.join(arrays)})")
         return
     np.set_printoptions(precision=6, suppress=True, linewidth=120, threshold=200)
+    if len(results) == 1 and texts_of is not None:   # texts in: one line per text, its outputs first
+        _echo_per_text(results[0], texts_of)
+        return
     for i, r in enumerate(results):
         for k, v in r.items():
             label = safe_text(k if len(results) == 1 else f"call {i}: {k}", False)
             echo(f"{label} {v.dtype} {list(v.shape)}\n{v}")
+
+
+def _echo_per_text(outputs: dict, texts) -> None:
+    """One line per input text: every output's values for that row, then the text (shortened)."""
+    names = list(outputs)
+    echo("  ".join(safe_text(n, False) for n in names) + "  text")
+    for b, text in enumerate(np.asarray(texts).reshape(-1)):
+        vals = "  ".join(np.array2string(np.asarray(outputs[n][b]).reshape(-1), precision=4, separator=" ")
+                         for n in names)
+        short = text if len(text) <= 60 else text[:57] + "..."
+        echo(f"{vals}  {safe_text(short, False)}")
 
 
 def _check_save_path(save: Path, reads: list[Path]) -> None:

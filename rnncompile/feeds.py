@@ -26,6 +26,9 @@ def check_feeds(inputs: Sequence[TensorIO], feeds: dict[str, np.ndarray]) -> dic
                            where=f"input {name!r}")
         arr = np.asarray(feeds[name])
         want = spec.shape
+        if spec.dtype == "string" and arr.ndim in (1, 2) and len(want) in (1, 2) and arr.ndim != len(want) \
+                and (arr.ndim == 1 or arr.shape[1] == 1):
+            arr = arr.reshape((-1, *([1] if len(want) == 2 else [])))   # (batch,) <-> (batch, 1)
         if arr.ndim != len(want):
             raise RunError(f"expected {len(want)}-D {_shape_text(want)}, got shape {arr.shape}",
                            where=f"input {name!r}")
@@ -38,6 +41,9 @@ def check_feeds(inputs: Sequence[TensorIO], feeds: dict[str, np.ndarray]) -> dic
         elif arr.ndim and arr.shape[0] != batch:
             raise RunError(f"batch size {arr.shape[0]} differs from the other inputs' {batch}",
                            where=f"input {name!r}")
+        if spec.dtype == "string":
+            out[name] = check_texts(name, arr)
+            continue
         if spec.dtype.startswith("int"):
             if arr.dtype.kind not in "iu":
                 if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
@@ -56,6 +62,31 @@ def check_feeds(inputs: Sequence[TensorIO], feeds: dict[str, np.ndarray]) -> dic
             raise RunError(f"expected numbers, got {arr.dtype}", where=f"input {name!r}")
         out[name] = arr.astype(spec.dtype)
     return out
+
+
+def check_texts(name: str, arr: np.ndarray) -> np.ndarray:
+    """A text input: str (or UTF-8 bytes) per batch row -> an object array of str, the shape kept.
+    Invalid UTF-8 and strings that have no UTF-8 form (lone surrogates) are refused by row."""
+    if arr.dtype.kind not in "USO":
+        raise RunError(f"expected text (strings), got {arr.dtype}", where=f"input {name!r}")
+    flat = arr.reshape(-1).tolist()
+    for i, t in enumerate(flat):
+        if isinstance(t, bytes):
+            try:
+                flat[i] = t.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RunError(f"row {i} is not valid UTF-8 (byte {e.start})", where=f"input {name!r}") from None
+        elif isinstance(t, str):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise RunError(f"row {i} has no UTF-8 form (character {e.start}: {t[e.start]!r})",
+                               where=f"input {name!r}") from None
+        else:
+            raise RunError(f"row {i} is {type(t).__name__}, expected a string", where=f"input {name!r}")
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
+    return out.reshape(arr.shape)
 
 
 def check_input_names(found: list[str], names: list[str]) -> None:
@@ -103,6 +134,9 @@ def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, n
             raise RunError(e.problems) from None
     if suffix == ".npy":
         return {"": read_npy(path, RunError, kinds="biufcUS")}  # complex, text: refused by input name later
+    if suffix == ".txt":   # texts, one per line, for the model's single text input
+        texts = _read_lines(path)
+        return {"": np.array(texts, dtype=object)}
     if suffix == ".json":
         data = read_json_file(path, "input file", RunError)
         if not isinstance(data, dict):
@@ -113,12 +147,40 @@ def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, n
                 out[k] = np.asarray(v)
             except (ValueError, OverflowError) as e:
                 raise RunError(f"not a rectangular array: {e}", where=f"{path}[{k}]") from None
+            if out[k].dtype.kind == "U":   # texts, for a text input (checked against the model later)
+                out[k] = out[k].astype(object)
+                continue
             if out[k].dtype.kind != "b" and _has_bool(v):   # all true/false: a bool mask input
                 raise RunError("expected numbers, found true/false", where=f"{path}[{k}]")
             if out[k].dtype.kind not in "iufb":
-                raise RunError("expected numbers", where=f"{path}[{k}]")
+                raise RunError("expected numbers (or strings for a text input)", where=f"{path}[{k}]")
         return out
-    raise RunError("expected a .npz, .npy or .json input file", where=str(path))
+    raise RunError("expected a .npz, .npy, .json or .txt (texts, one per line) input file", where=str(path))
+
+
+def _read_lines(path: Path) -> list[str]:
+    """A UTF-8 text file, one text per line ("\n" or "\r\n"; a final newline ends the last line)."""
+    from .limits import current
+
+    try:
+        size = path.stat().st_size
+        if size > current().json_bytes:
+            raise RunError(f"input file of {size} bytes is over the {current().json_bytes}-byte limit "
+                           f"(--max-json-bytes)", where=str(path))
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RunError(f"cannot read input file: {e.strerror or e}", where=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RunError(f"not UTF-8 (byte {e.start})", where=str(path)) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    if not lines:
+        raise RunError("no texts: the file is empty", where=str(path))
+    return lines
 
 
 def _has_bool(value) -> bool:

@@ -109,10 +109,14 @@ class InputInfo:
     shape: tuple
     token_range: int | None = None
     pad_value: float | None = None
+    #: For a text input: words to build texts from (a tokenizer's vocabulary), None: a generic pool.
+    words: tuple[str, ...] | None = None
 
     @property
     def masked(self) -> bool:
-        return self.pad_value is not None and len(self.shape) >= 1
+        """Its rows can be padded: a masked input, or text (of varying length; "empty" rows have
+        no tokens)."""
+        return (self.pad_value is not None and len(self.shape) >= 1) or self.dtype == "string"
 
 
 def infos_from_io(io: ModelIO) -> list[InputInfo]:
@@ -132,8 +136,9 @@ def input_infos(model) -> list[InputInfo]:
         consumers = [l for l in model.layers.values() if any(r.layer == name for r in l.inbound)]
         ranges = [r for r in (c.token_range() for c in consumers) if r is not None]
         pads = [p for p in (c.pad_value() for c in consumers) if p is not None]
+        words = [w for c in consumers for w in (c.text_words() or ())]
         infos.append(InputInfo(name, t.dtype, tuple(t.shape[1:]), min(ranges) if ranges else None,
-                               pads[0] if pads else None))
+                               pads[0] if pads else None, tuple(dict.fromkeys(words)) or None))
     return infos
 
 
@@ -150,6 +155,10 @@ def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pat
         shape = tuple(lengths[info.name] if (i == 0 and d is None) else (d if d is not None else other_axes)
                       for i, d in enumerate(info.shape))
         full = (batch, *shape)
+        if info.dtype == "string":
+            feeds[info.name] = make_texts(info, batch, lengths.get(info.name) or 8, pattern, rng).reshape(
+                (batch, *info.shape))
+            continue
         if info.dtype == "bool":   # a mask input (SetMask): False on padded steps, below
             x = np.ones(full, bool)
         elif info.dtype.startswith("int"):
@@ -172,5 +181,50 @@ def make_inputs(infos: list[InputInfo], batch: int, lengths: dict[str, int], pat
     return feeds
 
 
-__all__ = ["InputInfo", "MIXED_ROWS", "PATTERNS", "infos_from_io", "input_infos", "make_inputs", "parse_pattern",
-           "valid_steps"]
+#: Pieces of generated texts besides the words: what standardize and split must get right.
+_SEPARATORS = (" ", " ", " ", "  ", "\t", "\n", " \r\n", "\x0b", "\x0c", " \u00a0", "\u2003")
+_OTHER_WORDS = ("zzqx", "Ünïcödé", "ÉCOLE", "straße", "😀", "👍🏽", "[UNK]", "don't", "e-mail", "U.S.A.", "...",
+                "(a)", "x\x00y", "ǅ", "")
+_GENERIC_WORDS = ("the", "a", "movie", "was", "great", "bad", "not", "good", "plot", "actor")
+
+
+def make_texts(info: InputInfo, batch: int, steps: int, pattern: str, rng: np.random.Generator) -> np.ndarray:
+    """[batch] object array of seeded texts for a text input: words of `info.words` (in upper,
+    title and lower case, with punctuation around and inside some), unknown and non-ASCII words,
+    emoji, every kind of whitespace between them. Row lengths vary up to about 3 x `steps`
+    words, so a fixed output length both pads and truncates. `pattern`: "empty" makes every text
+    token-less ("" or whitespace), "mixed" every fifth row; other patterns give no empty row."""
+    words = info.words or _GENERIC_WORDS
+    kind, _ = parse_pattern(pattern)
+    out = np.empty(batch, dtype=object)
+    for b in range(batch):
+        if kind == "empty" or (kind == "mixed" and MIXED_ROWS[b % len(MIXED_ROWS)] == "empty"):
+            out[b] = ("", " ", "\t\n", "  \r\n")[b % 4]
+            continue
+        n = int(rng.integers(1, max(2, 3 * steps + 1)))
+        parts = []
+        for _ in range(n):
+            r = rng.random()
+            pool = words if r < 0.75 else _OTHER_WORDS
+            w = str(pool[int(rng.integers(0, len(pool)))])
+            c = rng.random()
+            if c < 0.15:
+                w = w.upper()
+            elif c < 0.3:
+                w = w.title()
+            p = rng.random()
+            if p < 0.1:
+                w = w + ("," if p < 0.05 else "!?")
+            elif p < 0.15:
+                w = "\"" + w + "\""
+            elif p < 0.18 and len(w) > 1:
+                w = w[:1] + "'" + w[1:]
+            parts.append(w)
+            parts.append(_SEPARATORS[int(rng.integers(0, len(_SEPARATORS)))])
+        lead = _SEPARATORS[int(rng.integers(0, len(_SEPARATORS)))] if rng.random() < 0.2 else ""
+        out[b] = lead + "".join(parts[:-1] if rng.random() < 0.7 else parts)
+    return out
+
+
+__all__ = ["InputInfo", "MIXED_ROWS", "PATTERNS", "infos_from_io", "input_infos", "make_inputs", "make_texts",
+           "parse_pattern", "valid_steps"]

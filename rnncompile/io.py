@@ -3,8 +3,8 @@ states, as typed values. The manifest's "inputs"/"outputs"/"states" are its `to_
 manifest read from disk becomes one with `ModelIO.from_dict()` (once, at the edge)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypedDict
 
 
 class GraphDescription(TypedDict):
@@ -62,6 +62,30 @@ class StateIO:
 
 
 @dataclass(frozen=True)
+class PreprocessIO:
+    """Preprocessing that runs on the host before the graph (a tokenizer: manifest
+    "preprocessing"): the caller feeds `input` (text), the session feeds the graph input `output`
+    with `function(input)`. `config`: the rest of the manifest entry (the tokenizer's options and
+    files). `function` is None until loaded (`rnncompile.build.open_session` loads it from OUT)."""
+
+    kind: str
+    layer: str
+    input: TensorIO
+    output: str
+    config: dict
+    function: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessIO:
+        rest = {k: v for k, v in d.items() if k not in ("kind", "layer", "input", "output")}
+        return cls(d["kind"], d["layer"], TensorIO.from_dict(d["input"]), d["output"], rest)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "layer": self.layer, "input": self.input.to_dict(), "output": self.output,
+                **self.config}
+
+
+@dataclass(frozen=True)
 class ModelIO:
     """A model's graph inputs (carried-state inputs included), outputs and carried states, in
     graph order: what `build.io_description` derives and `Session`, `verify` and the exports use."""
@@ -69,17 +93,24 @@ class ModelIO:
     inputs: tuple[TensorIO, ...]
     outputs: tuple[TensorIO, ...]
     states: tuple[StateIO, ...] = ()
+    #: Host-side preprocessing (tokenizers) in front of some graph inputs.
+    preprocessing: tuple[PreprocessIO, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelIO:
-        """From a manifest (or any dict with "inputs", "outputs" and optional "states")."""
+        """From a manifest (or any dict with "inputs", "outputs" and optional "states" and
+        "preprocessing")."""
         return cls(tuple(TensorIO.from_dict(i) for i in d["inputs"]),
                    tuple(TensorIO.from_dict(o) for o in d["outputs"]),
-                   tuple(StateIO.from_dict(s) for s in d.get("states", [])))
+                   tuple(StateIO.from_dict(s) for s in d.get("states", [])),
+                   tuple(PreprocessIO.from_dict(p) for p in d.get("preprocessing", [])))
 
     def to_dict(self) -> dict:
-        return {"inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs],
-                "states": [s.to_dict() for s in self.states]}
+        out = {"inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs],
+               "states": [s.to_dict() for s in self.states]}
+        if self.preprocessing:
+            out["preprocessing"] = [p.to_dict() for p in self.preprocessing]
+        return out
 
     @property
     def state_inputs(self) -> set[str]:
@@ -87,6 +118,16 @@ class ModelIO:
 
     @property
     def feed_inputs(self) -> tuple[TensorIO, ...]:
-        """The inputs a caller feeds: every input but the carried states."""
+        """The inputs a caller feeds: every graph input but the carried states, a host-side
+        preprocessing's input (text) in place of the graph input it produces (ids)."""
         states = self.state_inputs
-        return tuple(i for i in self.inputs if i.name not in states)
+        made = {p.output: p.input for p in self.preprocessing}
+        out, seen = [], set()
+        for i in self.inputs:
+            if i.name in states:
+                continue
+            i = made.get(i.name, i)
+            if i.name not in seen:
+                seen.add(i.name)
+                out.append(i)
+        return tuple(out)

@@ -126,6 +126,13 @@ class Layer:
         return self.config[key]
 
     # -- rules a kind overrides ---------------------------------------------------------------
+    @classmethod
+    def resolve_files(cls, config: dict, base_dir, path: str) -> dict:
+        """The layer's spec entry with the files it names (relative to `base_dir`, the spec's
+        folder) read into it, so that a spec, and OUT/spec.json, is self-contained. Raise SpecError
+        naming `path` and the file. Called before the schema check (fields may have any type)."""
+        return config
+
     def check(self) -> list[tuple[str | None, str]]:
         """Cross-field checks beyond the schema: list of (field or None, message)."""
         return []
@@ -163,6 +170,40 @@ class Layer:
     def target_blocker(self, target) -> str | None:
         """Why this layer cannot be lowered for `target` at all, with the nearest supported
         alternative; None when it can. The lowering pass refuses the model with this reason."""
+        return None
+
+    def min_opset(self, target) -> int:
+        """The lowest ONNX opset this layer's lowering needs on `target` (the graph gets the
+        highest any layer needs; 17 otherwise)."""
+        return 17
+
+    # -- preprocessing that may run on the host (text: layers/text_vectorization.py) ---------
+    #: The kind is preprocessing that may run before the graph, on the host (a tokenizer): then its
+    #: output is a graph input, the manifest describes it ("preprocessing") and the sessions apply it.
+    host_capable: ClassVar[bool] = False
+
+    def runs_on_host(self, target) -> bool:
+        """Whether, lowered for `target`, this layer runs on the host instead of in the graph."""
+        return False
+
+    def host_entry(self) -> tuple[dict, dict[str, bytes]]:
+        """For a layer that runs on the host: its manifest "preprocessing" fields (beyond kind,
+        layer, input and output) and the files they name ({file name in OUT: bytes})."""
+        raise NotImplementedError
+
+    @classmethod
+    def host_function(cls, entry: dict, out_dir):
+        """From a manifest "preprocessing" entry of this kind and the build directory: the
+        function (batch of inputs -> graph input array) the sessions apply."""
+        raise NotImplementedError
+
+    def host_apply(self, value):
+        """The function of `host_entry` for this layer, as built (no files read)."""
+        raise NotImplementedError
+
+    def text_words(self) -> tuple[str, ...] | None:
+        """For a layer that reads text: words worth putting in generated test texts (its
+        vocabulary), None otherwise."""
         return None
 
     def fused_path(self, target) -> dict | None:

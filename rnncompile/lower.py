@@ -53,6 +53,13 @@ def input_dims(model: Model) -> dict[str, list]:
     return dims
 
 
+def host_layers(model: Model, target: "Target | str | None" = None) -> list[str]:
+    """The layers that run on the host, before the graph, when `model` is lowered for `target`
+    (text preprocessing: Layer.runs_on_host); their outputs are graph inputs."""
+    target = get_target(target)
+    return [l.name for l in model.layers.values() if l.host_capable and l.runs_on_host(target)]
+
+
 def check_target(model: Model, target: "Target | str | None" = None) -> list[Problem]:
     """Every layer that cannot be lowered for `target`, with why and the nearest alternative."""
     target = get_target(target)
@@ -73,18 +80,32 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
     blocked = check_target(model, target)
     if blocked:
         raise TargetError(blocked)
-    g = GraphBuilder(model.name, target)
+    host = host_layers(model, target)
+    opset = max([17] + [l.min_opset(target) for l in model.layers.values() if l.name not in host])
+    g = GraphBuilder(model.name, target, **({"opset": opset} if opset != 17 else {}))
     syms: dict[str, list[Sym]] = {}
     dims = input_dims(model)
     state_outputs = []
-    # graph inputs: the model's inputs in spec order, then the carried states
-    graph_inputs = {n: Sym(g.add_input(n, model.input_type(n).dtype, dims[n]), model.input_type(n))
-                    for n in model.inputs}
+    # graph inputs: the model's inputs in spec order (an input that only host-side layers read is
+    # replaced by their outputs: the ids of a host tokenizer), then the carried states
+    graph_inputs = {}
+    for n in model.inputs:
+        readers = [l for l in model.layers.values() if any(r.layer == n for r in l.inbound)]
+        if readers and all(l.name in host for l in readers):
+            for l in readers:
+                t = l.output_types_[0]
+                shape = ["batch" if i == 0 and d is None else d if d is not None else f"{l.name}_time"
+                         for i, d in enumerate(t.shape)]
+                syms[l.name] = [Sym(g.add_input(l.name, t.dtype, shape), t)]
+            continue
+        graph_inputs[n] = Sym(g.add_input(n, model.input_type(n).dtype, dims[n]), model.input_type(n))
     for s in model.states:
         graph_inputs[s.input_name] = Sym(g.add_input(_state_names(target, s)[0], "float32",
                                                      ["batch", *s.shape]), TensorType((None, *s.shape)))
     _reset_states_on_start(g, model, graph_inputs)
     for layer in model.layers.values():
+        if layer.name in host or (layer.is_model_input and layer.name not in graph_inputs):
+            continue   # runs on the host (its output is a graph input, above), or only feeds such layers
         with g.scope(layer.name):
             if layer.is_model_input:
                 ins = [graph_inputs[layer.name]]

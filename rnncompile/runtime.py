@@ -62,7 +62,28 @@ class Session:
                 cur = (self._states or {}).get(s.input)
                 feeds[s.input] = (np.zeros((batch, *s.shape), np.float32) if cur is None
                                      else cur)
+        self._preprocess(feeds)
         outs = self.runner.run(feeds)
         if self.states_spec:
             self._states = {s.input: outs.pop(s.output) for s in self.states_spec}
         return outs
+
+    def _preprocess(self, feeds: dict[str, np.ndarray]) -> None:
+        """Host-side preprocessing (a tokenizer) for a runner that takes its output, not its input
+        (the reference runner tokenizes itself; a graph built with --tokenizer host does not)."""
+        if not self.io.preprocessing:
+            return
+        takes = {i.name for i in self.runner.inputs}
+        used = set()
+        for p in self.io.preprocessing:
+            if p.output in takes and p.input.name not in takes:
+                if p.function is None:
+                    raise RunError(f"the {p.kind} of layer {p.layer!r} runs on the host but is not loaded "
+                                   f"(open the build with rnncompile.open_session)", where=f"input {p.input.name!r}")
+                try:
+                    feeds[p.output] = p.function(feeds[p.input.name])
+                except (ValueError, UnicodeError) as e:
+                    raise RunError(f"{p.kind} {p.layer!r} failed: {e}", where=f"input {p.input.name!r}") from None
+                used.add(p.input.name)
+        for name in used - takes:
+            feeds.pop(name, None)

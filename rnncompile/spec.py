@@ -252,6 +252,11 @@ class _Builder:
                 self.fail(f"{path}.class_name", f"{what}; expected one of: {', '.join(sorted(REGISTRY))}")
                 prev = cfg.get("name") if isinstance(cfg.get("name"), str) else None
                 continue
+            try:   # files a layer names (a vocabulary file) are read into its config: the spec is self-contained
+                cfg = self.spec["layers"][i] = cls.resolve_files(cfg, self.base_dir, path)
+            except SpecError as e:
+                self.problems += e.problems
+                continue
             errs = validate(cfg, layer_schema(cls), path, cls.class_name)
             if errs:
                 self.problems += errs

@@ -104,6 +104,14 @@ class Target:
     #: The backend (rnncompile.backends) that builds engines from this target's graphs, or None
     #: (the runtime loads model.onnx itself). Its `artifacts(manifest)` adds files to OUT.
     engine_backend: str | None = None
+    #: Whether the runtime runs ONNX string ops (StringNormalizer, StringSplit, LabelEncoder on
+    #: strings): where it does not, text preprocessing (TextVectorization) runs on the host.
+    string_ops: bool = True
+    #: Where text preprocessing layers run (a build option, `--tokenizer`): "graph" (in model.onnx,
+    #: refused where it cannot be exact), "host" (a tokenizer described in the manifest, applied by
+    #: the Python and C++ sessions before the graph) or "auto" (the graph where it can be exact on
+    #: this target, else the host).
+    tokenizer: str = "auto"
 
     def accepts(self, op: str, dtype: str) -> bool:
         """Whether `op` may take an input of element type `dtype` on this target."""
@@ -120,6 +128,9 @@ class Target:
 
     def with_precision(self, precision: str) -> "Target":
         return replace(self, precision=precision)
+
+    def with_tokenizer(self, tokenizer: str) -> "Target":
+        return replace(self, tokenizer=tokenizer)
 
     def __str__(self) -> str:
         return self.name if self.precision == "float32" else f"{self.name} ({self.precision})"
@@ -151,13 +162,20 @@ TENSORRT = Target(
     typed_rnn_initial_states=True,
     graph_checker="rnncompile.onnx_trt_check",
     engine_backend="tensorrt",
+    string_ops=False,
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in (ONNXRUNTIME, TENSORRT)}
 
 
-def get_target(target: "str | Target | None" = None, precision: str | None = None) -> Target:
-    """A Target by name (or the one given), at `precision` (fp32/fp16/bf16 or full names)."""
+#: Where text preprocessing may run (Target.tokenizer).
+TOKENIZER_PLACES = ("auto", "graph", "host")
+
+
+def get_target(target: "str | Target | None" = None, precision: str | None = None,
+               tokenizer: str | None = None) -> Target:
+    """A Target by name (or the one given), at `precision` (fp32/fp16/bf16 or full names), with
+    text preprocessing placed by `tokenizer` (auto, graph, host)."""
     if target is None:
         t = ONNXRUNTIME
     elif isinstance(target, Target):
@@ -173,6 +191,11 @@ def get_target(target: "str | Target | None" = None, precision: str | None = Non
             raise SpecError(f"unknown precision {precision!r}; expected fp32, fp16 or bf16",
                             where="--precision")
         t = t.with_precision(p)
+    if tokenizer is not None:
+        if tokenizer not in TOKENIZER_PLACES:
+            raise SpecError(f"unknown tokenizer place {tokenizer!r}; expected one of {', '.join(TOKENIZER_PLACES)}",
+                            where="--tokenizer")
+        t = t.with_tokenizer(tokenizer)
     return t
 
 

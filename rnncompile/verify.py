@@ -135,7 +135,7 @@ def make_cases(model: Model, seed: int = 0) -> tuple[list[Case], list[str]]:
     rng = np.random.default_rng(seed)
     infos = input_infos(model)
     notes = []
-    masked = any(i.pad_value is not None and len(i.shape) >= 1 for i in infos)
+    masked = any(i.masked for i in infos)
     fixed_batch = next((model.input_type(n).shape[0] for n in model.inputs
                         if model.input_type(n).shape[0] is not None), None)
     patterns = ["none"]
@@ -163,7 +163,7 @@ def make_cases(model: Model, seed: int = 0) -> tuple[list[Case], list[str]]:
     def lengths_for(t: int) -> dict[str, int]:
         out = {}
         for k, info in enumerate(infos):
-            fixed = info.shape[0] if info.shape else None
+            fixed = info.shape[0] if info.shape and info.dtype != "string" else None   # text: words, below
             out[info.name] = fixed if fixed is not None else max(shortest, t + spread * k)
         return out
 

@@ -565,7 +565,8 @@ def test_pickled_object_array_as_run_input(tmp_path, built):
 
 
 def test_run_input_json_cases(tmp_path, built):
-    run_fails(tmp_path, built, {"tokens": [["a", "b"]]}, "in.json[tokens]", "expected numbers", suffix=".json")
+    run_fails(tmp_path, built, {"tokens": [["a", "b"]]}, "input 'tokens'", "expected integer token ids, got object",
+              suffix=".json")   # strings are read (a text input takes them), then refused for an id input
     run_fails(tmp_path, built, {"tokens": [[1, 2], [3]]}, "in.json[tokens]", "not a rectangular array",
               suffix=".json")
     run_fails(tmp_path, built, [1, 2], "in.json", "expected an object", suffix=".json")
@@ -579,7 +580,7 @@ def test_run_input_names(tmp_path, built):
 
 def test_run_input_file_damaged_or_unknown(tmp_path, built):
     run_fails(tmp_path, built, b"PK\x03\x04broken", "in.npz", "not a valid .npz", suffix=".npz")
-    run_fails(tmp_path, built, b"1,2,3", "in.csv", "expected a .npz, .npy or .json input file", suffix=".csv")
+    run_fails(tmp_path, built, b"1,2,3", "in.csv", "expected a .npz, .npy, .json or .txt", suffix=".csv")
     expect_error(["run", built, "-i", tmp_path / "absent.npy"], "absent.npy", "input file not found")
 
 

@@ -373,7 +373,8 @@ _GOLDEN_PINNED = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maxi
                   "BatchNormalization", "LayerNormalization", "RepeatVector", "Flatten", "Reshape",
                   "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "LeakyReLU", "Attention",
                   "AdditiveAttention", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dot", "PReLU",
-                  "CategoryEncoding")
+                  "CategoryEncoding",
+                  "TextVectorization")   # TextVectorization: tests/test_text.py, fixtures from real Keras (TF)
 
 
 def test_golden_pinned_kinds_have_keras_goldens():
