@@ -259,6 +259,11 @@ def export_triton(out_dir: str | Path, repo: str | Path, opts: TritonOptions, *,
         raise SpecError(problems)
     man, model_bytes = _source(out)
     io = ModelIO.from_dict(man)
+    if io.preprocessing:
+        names = ", ".join(f"{p.kind} {p.layer!r}" for p in io.preprocessing)
+        raise SpecError(f"the build tokenizes on the host ({names}; manifest \"preprocessing\"): served as is, "
+                        f"Triton would take token ids, not text. Rebuild with --tokenizer graph to serve text "
+                        f"on Triton's onnxruntime backend (TensorRT plans run no string op)", where=str(out))
     stateful = bool(io.states)
     _check_target_dir(repo, opts.name)
     _check_batching(io, opts, stateful)

@@ -197,3 +197,8 @@ def test_load_model_reads_text_specs(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps(spec()))
     assert load_model(p).input_type("review").dtype == "string"
+
+
+def test_triton_export_of_a_host_tokenizer_build_is_refused(tmp_path, host_build):
+    code, out = cli("triton", host_build, tmp_path / "repo", "--name", "m").combined
+    assert code == 2 and "--tokenizer graph" in out and not (tmp_path / "repo" / "m").exists()
