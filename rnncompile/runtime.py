@@ -36,6 +36,26 @@ class Session:
         return {k: v.copy() for k, v in (self._states or {}).items()}
 
     def run(self, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        feeds = self.prepare(inputs)
+        if self.states_spec:
+            batch = next(iter(feeds.values())).shape[0]
+            if self._states is not None:
+                prev = next(iter(self._states.values())).shape[0]
+                if prev != batch:
+                    raise RunError(f"a stateful model keeps its batch size: got {batch}, the carried "
+                                   f"state has {prev}; call reset_states() first", where="inputs")
+            for s in self.states_spec:
+                cur = (self._states or {}).get(s.input)
+                feeds[s.input] = (np.zeros((batch, *s.shape), np.float32) if cur is None
+                                     else cur)
+        outs = self.runner.run(feeds)
+        if self.states_spec:
+            self._states = {s.input: outs.pop(s.output) for s in self.states_spec}
+        return outs
+
+    def prepare(self, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """The runner's feeds for `inputs` (carried states aside): checked against the model's
+        inputs, cast, and host-side preprocessing (a tokenizer) applied."""
         if not isinstance(inputs, dict):
             if len(self.input_names) != 1:
                 raise RunError(f"the model has inputs {self.input_names}: pass a dict", where="inputs")
@@ -51,22 +71,8 @@ class Session:
                     idx = tuple(int(i) for i in np.argwhere(bad)[0])
                     raise RunError(f"token id {int(ids[idx])} at index {idx} is outside the vocabulary "
                                    f"[0, {limit})", where=f"input {spec.name!r}")
-        if self.states_spec:
-            batch = next(iter(feeds.values())).shape[0]
-            if self._states is not None:
-                prev = next(iter(self._states.values())).shape[0]
-                if prev != batch:
-                    raise RunError(f"a stateful model keeps its batch size: got {batch}, the carried "
-                                   f"state has {prev}; call reset_states() first", where="inputs")
-            for s in self.states_spec:
-                cur = (self._states or {}).get(s.input)
-                feeds[s.input] = (np.zeros((batch, *s.shape), np.float32) if cur is None
-                                     else cur)
         self._preprocess(feeds)
-        outs = self.runner.run(feeds)
-        if self.states_spec:
-            self._states = {s.input: outs.pop(s.output) for s in self.states_spec}
-        return outs
+        return feeds
 
     def _preprocess(self, feeds: dict[str, np.ndarray]) -> None:
         """Host-side preprocessing (a tokenizer) for a runner that takes its output, not its input

@@ -28,6 +28,7 @@ from ..backends import RunnerFactory, default_factory
 from ..errors import RunError
 from ..inputs import infos_from_io, make_inputs, parse_pattern
 from ..io import ModelIO
+from ..runtime import Session
 from .flops import flop_count
 
 
@@ -161,8 +162,9 @@ def matmul_peak(threads: int = 1, sizes: tuple[int, ...] = (256, 512, 1024), run
 
 
 def masked_inputs(io: ModelIO) -> list[str]:
-    """Names of the inputs that carry padding (a pad value: Embedding mask_zero or Masking)."""
-    return [i.name for i in io.inputs if i.pad_value is not None and len(i.shape) >= 2]
+    """Names of the inputs that carry padding (a pad value: Embedding mask_zero or Masking), and
+    text inputs (texts of varying length; `empty` gives token-less texts)."""
+    return [i.name for i in io.feed_inputs if (i.pad_value is not None and len(i.shape) >= 2) or i.dtype == "string"]
 
 
 def make_feeds(io: ModelIO, batch: int, steps: int, pattern: str = "none", seed: int = 0) -> dict[str, np.ndarray]:
@@ -177,8 +179,10 @@ def make_feeds(io: ModelIO, batch: int, steps: int, pattern: str = "none", seed:
                                "time may be dynamic for benchmarking", where=f"input {spec.name!r}")
     infos = infos_from_io(io)
     feeds = make_inputs(infos, batch, {i.name: steps for i in infos}, pattern, np.random.default_rng(seed))
-    return {i.name: (np.zeros((batch, *states[i.name].shape), np.float32) if i.name in states
-                     else feeds[i.name]) for i in io.inputs}
+    made = {p.output for p in io.preprocessing}   # fed by a host tokenizer from its text input
+    return {**{i.name: (np.zeros((batch, *states[i.name].shape), np.float32) if i.name in states
+                        else feeds[i.name]) for i in io.inputs if i.name not in made},
+            **{p.input.name: feeds[p.input.name] for p in io.preprocessing}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +236,7 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
     session defaults of `open_session`, threads as given). With `processes`, also time
     `rnncompile build` (OUT/spec.json) and `rnncompile run` in fresh processes for compile time
     and peak memory."""
-    from ..build import open_build
+    from ..build import model_io, open_build
 
     build_dir = open_build(out_dir)
     out_dir, man, model_bytes = build_dir.path, build_dir.manifest, build_dir.model_bytes()
@@ -241,7 +245,7 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
             parse_pattern(p)
         except ValueError as e:
             raise RunError(str(e), where="--pattern") from None
-    io = ModelIO.from_dict(man)
+    io = model_io(build_dir)   # host-side preprocessing (a tokenizer) loaded: timed as part of each call
     masked = masked_inputs(io)
     result = BenchResult(man.get("name", out_dir.name), str(out_dir), machine_info(), {})
     if not masked and any(p != "none" for p in patterns):
@@ -259,9 +263,15 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
                 s_eff = fixed_t if fixed_t is not None else s
                 for p in patterns:
                     feeds = make_feeds(io, b, s_eff, p, seed)
-                    fc = flop_count(model_bytes, feeds, runner_for_flops)
+                    call = runner.run
+                    if io.preprocessing:   # time the session: the host tokenizer, then the graph
+                        session = Session(runner, io)
+                        call = session.run
+                        fc = flop_count(model_bytes, session.prepare(dict(feeds)), runner_for_flops)
+                    else:
+                        fc = flop_count(model_bytes, feeds, runner_for_flops)
                     useful = fc["recurrent_valid"] + fc["dense"]
-                    timing = time_calls(lambda: runner.run(feeds), runs=runs, warmup=warmup)
+                    timing = time_calls(lambda: call(feeds), runs=runs, warmup=warmup)
                     med = timing.median
                     rate = useful / med / 1e9
                     result.rows.append(BenchRow(
@@ -287,7 +297,7 @@ def bench_dir(out_dir: str | Path, batches=(1, 32), steps=(100,), threads=(1,), 
 def _fixed_steps(io: ModelIO) -> int | None:
     """The model's time length when no input has a dynamic time axis (else None: --steps
     applies). Sequence inputs ([batch, time, features]) decide over [batch, k] side inputs."""
-    ins = [i for i in io.feed_inputs if len(i.shape) >= 2]
+    ins = [i for i in io.feed_inputs if len(i.shape) >= 2 and i.dtype != "string"]   # text: steps = words
     if not ins or any(not (isinstance(i.shape[1], int) and i.shape[1] > 0) for i in ins):
         return None
     seqs = [i for i in ins if len(i.shape) >= 3] or ins
