@@ -52,7 +52,7 @@ class Fields:
     otherwise)."""
 
     def __init__(self, cfg: Any, keras_class: str, major: int, kinds: "KindTable", what: str = "",
-                 root: "Fields | None" = None):
+                 root: "Fields | None" = None, assets: "Callable[[str], bytes | None] | None" = None):
         if not isinstance(cfg, dict):
             raise Refused(f"the {what or 'layer '}config is not an object: {short(cfg)}")
         self.cfg = dict(cfg)
@@ -64,6 +64,12 @@ class Fields:
         self.root = root or self
         self.cell: Fields = self
         self.training_random = False
+        self._assets = assets
+
+    def asset(self, filename: str) -> bytes | None:
+        """A file Keras saved for this layer next to its weights (a .keras zip's assets, e.g. an
+        adapted TextVectorization's vocabulary.txt); None when the file has none."""
+        return self._assets(filename) if self._assets is not None else None
 
     # -- reading options ------------------------------------------------------------------------
     def refuse(self, option: str, value: Any, why: str) -> NoReturn:
@@ -256,7 +262,7 @@ class Mapped:
 
 
 def map_layer(keras_class: str, cfg: Any, major: int, kinds: KindTable, what: str = "",
-              root: Fields | None = None) -> Mapped:
+              root: Fields | None = None, assets: Callable[[str], bytes | None] | None = None) -> Mapped:
     """Map one Keras layer config. Raises Refused."""
     if keras_class in MODEL_CLASSES:
         raise Refused("nested models (a model used as a layer of another) are not supported; "
@@ -270,7 +276,7 @@ def map_layer(keras_class: str, cfg: Any, major: int, kinds: KindTable, what: st
         kind = kinds.kind(keras_class)
         if kind is None:
             raise Refused(f"layer class {keras_class} is not supported; supported layers: {kinds.supported()}")
-        f = Fields(cfg, keras_class, major, kinds, what, root)
+        f = Fields(cfg, keras_class, major, kinds, what, root, assets)
     config = kind.from_keras(f)
     f.done()
     return Mapped(kind, config, "", f.training_random)

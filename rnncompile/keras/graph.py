@@ -342,7 +342,8 @@ class Converter:
         if not self._check_custom(n.entry, n.layer, n.cls):
             return
         name = n.spec_name
-        mapped = map_layer(n.cls, n.config, self.major, self.kinds)
+        mapped = map_layer(n.cls, n.config, self.major, self.kinds,
+                           assets=lambda filename: self.src.asset(n.layer, filename))
         kind = mapped.kind
         if getattr(kind, "is_model_input", False):
             layer = self._typed(kind, name, mapped.config, [])

@@ -46,6 +46,7 @@ class KerasLimits:
     max_metadata_bytes: int = 1 << 20      # metadata.json
     max_weights_file_bytes: int = 2 << 30  # model.weights.h5 inside a .keras zip
     max_zip_members: int = 10_000
+    max_asset_bytes: int = 256 << 20       # one asset of a .keras zip (a TextVectorization vocabulary)
     max_array_values: int = 1 << 28        # one weight array (declared shape)
     max_weight_bytes: int = 2 << 30        # all weight arrays together (declared shapes)
     max_layers: int = 10_000               # layer entries in the config
@@ -199,6 +200,14 @@ class Source:
     weights: WeightStore
     limits: KerasLimits
     cleanup: list = field(default_factory=list)
+    #: Asset files of a .keras zip that layers read (`assets/<path>` -> bytes, keyed by <path>).
+    assets: dict[str, bytes] = field(default_factory=dict)
+
+    def asset(self, layer_name: str, filename: str) -> bytes | None:
+        """The asset `filename` Keras saved for layer `layer_name` (assets/layers/<snake_case
+        class>[_n]/<filename>: named by class and position, like the weights), or None."""
+        folder = getattr(self.weights, "positional", {}).get(layer_name)
+        return None if folder is None else self.assets.get(f"layers/{folder}/{filename}")
 
     @property
     def major(self) -> int:
@@ -344,6 +353,10 @@ def _open_keras_zip(path: Path, limits: KerasLimits) -> Source:
                                            meta_where), meta_where)
             if isinstance(meta, dict) and isinstance(meta.get("keras_version"), str):
                 version = meta["keras_version"]
+        assets = {}
+        for name, info in members.items():   # the files layers read: vocabularies (TextVectorization)
+            if name.startswith("assets/") and name.endswith("/vocabulary.txt"):
+                assets[name[len("assets/"):]] = _read_member(zf, info, limits.max_asset_bytes, f"{path}[{name}]")
         w_where = f"{path}[model.weights.h5]"
         tmp = Path(tempfile.mkdtemp(prefix="rnncompile-keras-"))
         try:
@@ -357,7 +370,7 @@ def _open_keras_zip(path: Path, limits: KerasLimits) -> Source:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelFileError("config.json is not a JSON object", where=cfg_where)
     return Source(path, config, version, Keras3Store(index, arrays, w_where), limits,
-                  [lambda: shutil.rmtree(tmp, ignore_errors=True)])
+                  [lambda: shutil.rmtree(tmp, ignore_errors=True)], assets)
 
 
 def _open_legacy_h5(path: Path, limits: KerasLimits) -> Source:

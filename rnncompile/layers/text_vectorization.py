@@ -254,8 +254,17 @@ class TextVectorization(Layer):
                                           "be read; save the model after set_vocabulary(list) or adapt()")
         out = {"standardize": standardize, "split": split, "ngrams": ngrams,
                "output_sequence_length": f.get("output_sequence_length"), "max_tokens": f.get("max_tokens")}
-        if vocab is not None:
-            out["vocabulary"] = list(vocab)
+        if vocab is None:   # adapted: Keras saves get_vocabulary() joined by "\n" as an asset of the .keras zip
+            data = f.asset("vocabulary.txt")
+            if data is None:
+                raise LayerError("the layer's vocabulary is not in the file: Keras saves an adapted "
+                                 "TextVectorization's vocabulary only in .keras files (assets/), not in .h5; "
+                                 "save the model as .keras (or pass vocabulary= to the layer)")
+            try:
+                vocab = data.decode("utf-8").split("\n")
+            except UnicodeDecodeError as e:
+                raise LayerError(f"its vocabulary.txt asset is not UTF-8 (byte {e.start})") from None
+        out["vocabulary"] = list(vocab)
         for k in ("pad_to_max_tokens", "vocabulary_size", "has_input_vocabulary"):
             f.get(k)   # inert for output_mode="int"
         return out
