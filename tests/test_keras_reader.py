@@ -362,7 +362,7 @@ def test_every_built_in_keras_class_is_covered():
     """Every built-in kind with a Keras mapping is in the table above, and each Keras class maps
     to one kind."""
     mapped = {name for name, k in REGISTRY.items() if k.keras_classes and k.__module__.startswith("rnncompile.")}
-    assert mapped == {c[0] for c in _cases()} | {"Input"} | set(_GOLDEN_PINNED)
+    assert mapped == {c[0] for c in _cases()} | {"Input"} | set(_GOLDEN_PINNED) | set(_FIXTURE_PINNED)
     classes = [c for k in REGISTRY.values() for c in k.keras_classes]
     assert len(classes) == len(set(classes))
 
@@ -373,14 +373,17 @@ _GOLDEN_PINNED = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maxi
                   "BatchNormalization", "LayerNormalization", "RepeatVector", "Flatten", "Reshape",
                   "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "LeakyReLU", "Attention",
                   "AdditiveAttention", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dot", "PReLU",
-                  "CategoryEncoding",
-                  "TextVectorization")   # TextVectorization: tests/test_text.py, fixtures from real Keras (TF)
+                  "CategoryEncoding")
+#: Kinds pinned by model fixtures made with real Keras (TensorFlow backend: tools/make_text_goldens.py)
+_FIXTURE_PINNED = {"TextVectorization": "text_*.keras"}
 
 
 def test_golden_pinned_kinds_have_keras_goldens():
     root = Path(__file__).parent / "goldens"
     used = {l["class_name"] for p in root.glob("*/spec.json") for l in json.loads(p.read_text())["layers"]}
     assert set(_GOLDEN_PINNED) <= used, set(_GOLDEN_PINNED) - used
+    for kind, pattern in _FIXTURE_PINNED.items():
+        assert list(MODELS.glob(pattern)), f"{kind}: no fixture {pattern} in {MODELS}"
 
 
 
