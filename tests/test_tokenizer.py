@@ -237,3 +237,59 @@ def test_reserved_tokens_and_table():
         TextVectorizer(TABLE, standardize="lower_case")
     with pytest.raises(ValueError):
         TextVectorizer(TABLE).__call__(np.array([["a", "b"]], dtype=object))
+
+
+# ------------------------------------------------------------------------------------------------
+# The Keras model fixtures (tools/make_text_models.py): the vocabulary read where the README says
+# it lives gives Keras's ids for the fixtures' texts.
+
+MODELS = Path(__file__).resolve().parent / "keras_models"
+MODEL_IDS = json.loads((GOLDENS.parent / "models.json").read_text(encoding="ascii"))["models"]
+
+
+def keras_asset_vocabulary(data: bytes) -> list[str]:
+    """vocabulary.txt as Keras 3.15 reads it back (IndexLookup.load_assets): text-mode read, then
+    str.splitlines() (which also splits on \\v, \\f, \\x1c-\\x1e, \\x85, U+2028/9), trailing "" lines dropped."""
+    lines = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n").splitlines()
+    while lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_IDS))
+def test_keras_fixture_vocabulary_layout(name):
+    import zipfile
+
+    import h5py
+
+    want = MODEL_IDS[name]
+    with zipfile.ZipFile(MODELS / f"{name}.keras") as z:
+        config = json.loads(z.read("config.json"))
+        assets = sorted(n for n in z.namelist() if n.startswith("assets/"))
+        layer = next(x for x in config["config"]["layers"] if x["class_name"] == "TextVectorization")
+        cfg = layer["config"]
+        assert layer["name"] == cfg["name"] == want["layer"]
+        if cfg["vocabulary"] is not None:                       # given in the constructor
+            assert assets == []
+            table = full_vocabulary(cfg["vocabulary"], cfg["max_tokens"])
+        else:                                                   # adapted: an asset, named by class
+            assert assets == ["assets/layers/text_vectorization/_lookup_layer/vocabulary.txt",
+                              "assets/layers/text_vectorization/vocabulary.txt"]
+            raw = z.read("assets/layers/text_vectorization/vocabulary.txt")
+            assert raw == z.read(assets[0]) and not raw.endswith(b"\n")
+            table = full_vocabulary(keras_asset_vocabulary(raw), cfg["max_tokens"])
+    assert table == want["vocabulary"] and len(table) == cfg["vocabulary_size"]
+    assert cfg["output_mode"] == "int" and cfg["encoding"] == "utf-8" and not cfg["ragged"]
+    tv = TextVectorizer(tuple(table), cfg["standardize"], cfg["split"], ngram_widths(cfg["ngrams"]),
+                        cfg["output_sequence_length"])
+    texts = np.load(MODELS / f"{name}.npz", allow_pickle=False)["call0/in/text"]
+    assert texts.shape == (len(want["texts"]), 1) and texts[:, 0].tolist() == want["texts"]
+    assert np.array_equal(tv(texts), np.array(want["ids"], np.int64))
+    # legacy .h5: the config (same keys) in the model_config attribute, no weights for the layer;
+    # an adapted vocabulary is nowhere in the file
+    with h5py.File(MODELS / f"{name}.h5", "r") as f:
+        h5cfg = next(x for x in json.loads(f.attrs["model_config"])["config"]["layers"]
+                     if x["class_name"] == "TextVectorization")["config"]
+        assert h5cfg == cfg
+        assert len(f["model_weights"][cfg["name"]].attrs["weight_names"]) == 0
+        assert list(f["model_weights"][cfg["name"]]) == []
