@@ -16,7 +16,8 @@ text (tests/goldens/text/, tools/make_text_goldens.py):
                None: the whole (standardized) text is one token.
   ngrams       widths (1, 2) -> all unigrams of the text, then all bigrams ("a b"), in order; a text
                with fewer tokens than a width has no n-grams of that width. Keras's `ngrams=n` is
-               (1, ..., n).
+               (1, ..., n). Refused with split None (Keras's result then depends on the input's
+               rank: a (batch,) input makes n-grams across the texts of the batch).
   lookup       id 0 for the mask token "" (a text that standardizes to "" with split None), id 1
                for out-of-vocabulary tokens ("[UNK]"), the vocabulary from id 2.
   length       `output_sequence_length` L: the first L ids, padded with 0 at the end. None: padded
@@ -56,14 +57,20 @@ class VocabularyError(ValueError):
 def full_vocabulary(terms: Iterable[str], max_tokens: int | None = None) -> list[str]:
     """The id table of a Keras vocabulary: ["", "[UNK]", *terms], as Keras's `set_vocabulary`
     builds it. Terms may already start with "" and "[UNK]" (an adapted layer's saved vocabulary);
-    "" anywhere else, a repeated term or more than `max_tokens` ids is refused, as Keras does.
+    "" anywhere else, a repeated term, no term at all or more than `max_tokens` ids is refused, as
+    Keras does; trailing NULs of a term are dropped, as Keras does.
     A "[UNK]" that is not preceded by "" is an ordinary term (Keras gives it its own id)."""
     terms = list(terms)
     for i, t in enumerate(terms):
         if not isinstance(t, str):
             raise VocabularyError(f"term {i} is {type(t).__name__} {t!r}, expected a string")
+    # Keras passes the vocabulary through a NumPy unicode array, which drops trailing NULs: "x\0"
+    # becomes the term "x" (and "\0" the mask token "") before any check (goldens: nul_*).
+    terms = [t.rstrip("\x00") for t in terms]
     if terms[:2] == [MASK_TOKEN, OOV_TOKEN]:
         terms = terms[2:]
+    if not terms:
+        raise VocabularyError("the vocabulary has no terms (besides \"\" and \"[UNK]\"); Keras refuses it")
     if MASK_TOKEN in terms:
         raise VocabularyError(f"the mask token \"\" is at position {terms.index(MASK_TOKEN)}: it may only "
                               "come first, followed by \"[UNK]\" (or be left out)")
@@ -103,6 +110,9 @@ class TextVectorizer:
             raise ValueError(f"standardize={self.standardize!r}; expected one of {STANDARDIZE}")
         if self.split not in SPLIT:
             raise ValueError(f"split={self.split!r}; expected one of {SPLIT}")
+        if self.ngrams is not None and self.split is None:
+            raise ValueError("ngrams with split=None: each text is one token; Keras pairs up the texts of a "
+                             "batch of shape (batch,) and fails on some of shape (batch, 1)")
         if tuple(self.vocabulary[:2]) != (MASK_TOKEN, OOV_TOKEN):
             raise ValueError("vocabulary must start with \"\" and \"[UNK]\" (use full_vocabulary)")
         object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self.vocabulary) if i >= 1})
