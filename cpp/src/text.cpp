@@ -232,6 +232,8 @@ TextVectorizer::TextVectorizer(std::vector<std::string> vocabulary, TextOptions 
   if (vocabulary.size() < 2 || vocabulary[0] != "" || vocabulary[1] != "[UNK]")
     throw Error("the vocabulary must start with \"\" (id 0) and \"[UNK]\" (id 1)", where);
   if (options.ngrams) {
+    if (options.split == Split::None)
+      throw Error("ngrams need a split (with split none Keras pairs up the texts of a batch)", where);
     for (int64_t w : *options.ngrams)
       if (w < 1) throw Error("n-gram widths must be >= 1, got " + std::to_string(w), where);
   }
@@ -246,8 +248,11 @@ TextVectorizer::TextVectorizer(std::vector<std::string> vocabulary, TextOptions 
     if (term.empty()) throw Error("term " + std::to_string(i) + " is \"\"; only id 0 may be the mask token", where);
     if (std::size_t bad = invalid_utf8_offset(term); bad != std::string_view::npos)
       throw Error("term " + std::to_string(i) + " is not valid UTF-8 (byte " + std::to_string(bad) + ")", where);
-    if (!impl->ids.emplace(std::string_view(term), static_cast<int64_t>(i)).second)
+    // "[UNK]" may come again as an ordinary term (Keras gives it that id); any other repeat is damage.
+    auto [it, added] = impl->ids.emplace(std::string_view(term), static_cast<int64_t>(i));
+    if (!added && term != "[UNK]")
       throw Error("term " + std::to_string(i) + " \"" + term + "\" is repeated; every term needs one id", where);
+    it->second = static_cast<int64_t>(i);  // the last one wins, as in Python's dict
   }
   const Standardize st = impl->options.standardize;
   const bool lower = st == Standardize::Lower || st == Standardize::LowerAndStripPunctuation;
