@@ -197,22 +197,26 @@ def test_text_model_app_equals_python(build, models, tmp_path, name):
 
     out = models / name
     manifest = json.loads((out / "manifest.json").read_text())
-    texts = hostile_texts()
-    session = rnncompile.open_session(out, threads=1)
-    feeds, want = {}, None
-    for entry in manifest.get("preprocessing") or []:
-        vocab = json.loads((out / entry["vocabulary"]).read_text())
-        shape = entry["input"]["shape"]
-        feeds[entry["input"]["name"]] = [[t] for t in texts] if len(shape) == 2 else texts
-        want = session.run({entry["output"]: TextVectorizer.from_dict(entry, vocab)(texts)})
+    pre = manifest.get("preprocessing") or []
     string_inputs = [i for i in manifest["inputs"] if i["dtype"] == "string"]
-    for i in string_inputs:
-        feeds[i["name"]] = [[t] for t in texts] if len(i["shape"]) == 2 else texts
-    if string_inputs:
-        want = session.run({k: np.asarray(v, dtype=object) for k, v in feeds.items()})
-    if set(feeds) != {i["name"] for i in manifest["inputs"] if i["dtype"] == "string"} | {
-            e["input"]["name"] for e in manifest.get("preprocessing") or []} or want is None:
-        pytest.skip(f"{name}: inputs besides texts; this test feeds texts only")
+    fed = {e["output"] for e in pre} | {i["name"] for i in string_inputs}
+    fed |= {s["input"] for s in manifest.get("states", [])}
+    others = [i["name"] for i in manifest["inputs"] if i["name"] not in fed]
+    if others:
+        pytest.skip(f"{name}: inputs besides texts ({', '.join(others)}); this test feeds texts only")
+    texts = hostile_texts()
+
+    def rows(shape):
+        return [[t] for t in texts] if len(shape) == 2 else texts
+
+    session = rnncompile.open_session(out, threads=1)
+    feeds = {e["input"]["name"]: rows(e["input"]["shape"]) for e in pre}
+    feeds.update({i["name"]: rows(i["shape"]) for i in string_inputs})
+    python_feeds = {i["name"]: np.asarray(rows(i["shape"]), dtype=object) for i in string_inputs}
+    for e in pre:
+        vocab = json.loads((out / e["vocabulary"]).read_text())
+        python_feeds[e["output"]] = TextVectorizer.from_dict(e, vocab)(texts)
+    want = session.run(python_feeds)
     got = app(build, out, feeds, tmp_path)
     assert_close(got, want, name)
 
