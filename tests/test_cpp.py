@@ -60,11 +60,73 @@ def models(tmp_path_factory):
     out = tmp_path_factory.mktemp("cpp_models")
     for name, spec in SPECS.items():
         rnncompile.build(spec, out / name, threads=1)
+    write_text_models(out)
     for name, (spec, plugin) in PLUGIN_SPECS.items():  # in a fresh process: plugins register globally
         r = run([sys.executable, "-m", "rnncompile.cli", "build", "--plugin", plugin, spec, "-o", out / name,
                  "--threads", "1"], timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
     return out
+
+
+TEXT_HOST_VOCABULARY = ["", "[UNK]", "the", "cat", "sat", "on", "mat", "the cat", "cat sat", "café", "😀"]
+TEXT_HOST_OPTIONS = {"standardize": "lower_and_strip_punctuation", "split": "whitespace", "ngrams": [1, 2],
+                     "output_sequence_length": None}
+
+
+def write_text_models(out: Path) -> None:
+    """Two hand-made text models for the C++ text cases (cpp/tests/test_text.cpp), until `rnncompile
+    build` writes TextVectorization models: text_host (a host tokenizer in the manifest's
+    "preprocessing"; model.onnx returns its int64 ids input as "token_ids") and text_in_graph
+    (model.onnx takes strings, "review" [batch, 1] and "title" [batch], and maps them with ai.onnx.ml
+    LabelEncoder)."""
+    import hashlib
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    def save(folder: Path, graph, manifest: dict, files: dict[str, bytes] | None = None):
+        folder.mkdir()
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)]
+        model = helper.make_model(graph, opset_imports=opsets)
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        onnx.save(model, folder / "model.onnx")
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        for name, data in (files or {}).items():
+            (folder / name).write_bytes(data)
+
+    vocab = json.dumps(TEXT_HOST_VOCABULARY).encode()
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["ids"], ["token_ids"])], "text_host",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "time"])],
+        [helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["batch", "time"])])
+    save(out / "text_host", graph, {
+        "name": "text_host",
+        "inputs": [{"name": "ids", "dtype": "int64", "shape": ["batch", "time"],
+                    "token_range": len(TEXT_HOST_VOCABULARY)}],
+        "outputs": [{"name": "token_ids", "dtype": "int64", "shape": ["batch", "time"]}],
+        "preprocessing": [{"kind": "TextVectorization", "layer": "text_vectorization",
+                           "input": {"name": "review", "dtype": "string", "shape": ["batch", 1]},
+                           "output": "ids", **TEXT_HOST_OPTIONS, "vocabulary": "vocabulary.json",
+                           "vocabulary_sha256": hashlib.sha256(vocab).hexdigest()}]},
+        {"vocabulary.json": vocab})
+
+    keys = ["the", "cat", "a\0b", "café"]
+    encode = [helper.make_node("LabelEncoder", [name], [label], domain="ai.onnx.ml", keys_strings=keys,
+                               values_int64s=[2, 3, 4, 5], default_int64=1)
+              for name, label in (("review", "label"), ("title", "title_label"))]
+    graph = helper.make_graph(
+        encode, "text_in_graph",
+        [helper.make_tensor_value_info("review", TensorProto.STRING, ["batch", 1]),
+         helper.make_tensor_value_info("title", TensorProto.STRING, ["batch"])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["batch", 1]),
+         helper.make_tensor_value_info("title_label", TensorProto.INT64, ["batch"])])
+    save(out / "text_in_graph", graph, {
+        "name": "text_in_graph",
+        "inputs": [{"name": "review", "dtype": "string", "shape": ["batch", 1]},
+                   {"name": "title", "dtype": "string", "shape": ["batch"]}],
+        "outputs": [{"name": "label", "dtype": "int64", "shape": ["batch", 1]},
+                    {"name": "title_label", "dtype": "int64", "shape": ["batch"]}]})
 
 
 def cmake_build(sdk, models, build_dir: Path, *extra: str) -> Path:
@@ -91,6 +153,72 @@ def test_ctest_passes(build):
     out = ctest(build)
     # The model cases ran too (registered only when RNNCOMPILE_TEST_MODELS is set).
     assert "runtime.stateful_carry" in out and "runtime.hostile_tokens" in out and "example.bad_input" in out
+    assert "text.cases" in out and "text.text_host" in out and "text.text_in_graph" in out
+
+
+def hostile_texts() -> list[str]:
+    """The hostile corpus of cpp/tests/data/tokenizer_cases.json (tools/make_tokenizer_cases.py)."""
+    return json.loads((CPP / "tests" / "data" / "tokenizer_cases.json").read_text())["texts"]
+
+
+def test_tokenizer_cases_file_is_current():
+    r = run([sys.executable, ROOT / "tools" / "make_tokenizer_cases.py", "--check"], timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_text_host_app_equals_python_tokenizer(build, models, tmp_path):
+    """The app's host tokenizer on the hostile corpus (JSON strings, and --text-file lines) gives
+    rnncompile.tokenizer's ids exactly (text_host returns its ids input)."""
+    from rnncompile.tokenizer import TextVectorizer
+
+    tv = TextVectorizer.from_dict(TEXT_HOST_OPTIONS, TEXT_HOST_VOCABULARY)
+    texts = hostile_texts()
+    got = app(build, models / "text_host", {"review": texts}, tmp_path)
+    assert np.array_equal(np.asarray(got["token_ids"], np.int64), tv(texts))
+    lines = [t for t in texts if "\n" not in t and "\r" not in t]
+    (tmp_path / "texts.txt").write_bytes("".join(t + "\n" for t in lines).encode())
+    r = run([build / "rnncompile_run", models / "text_host", "--text-file", tmp_path / "texts.txt", "--threads", "1"])
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.asarray(json.loads(r.stdout)["token_ids"], np.int64), tv(lines))
+    (tmp_path / "bad.txt").write_bytes(b"fine\nnot \xff utf-8\n")
+    r = run([build / "rnncompile_run", models / "text_host", "--text-file", tmp_path / "bad.txt"])
+    assert r.returncode == 2 and "bad.txt: text input 'review': row 1: invalid UTF-8 at byte 4" in r.stderr
+
+
+TEXT_SPECS = [name for name, spec in SPECS.items() if "TextVectorization" in spec.read_text()]
+
+
+@pytest.mark.parametrize("name", TEXT_SPECS)
+def test_text_model_app_equals_python(build, models, tmp_path, name):
+    """Every example spec with a TextVectorization layer, built by `rnncompile build`: the app given the
+    hostile corpus as texts equals Python. Host tokenizer: Python's tokenizer, then the Python session
+    on its ids. In-graph: the Python session on the strings."""
+    from rnncompile.tokenizer import TextVectorizer
+
+    out = models / name
+    manifest = json.loads((out / "manifest.json").read_text())
+    pre = manifest.get("preprocessing") or []
+    string_inputs = [i for i in manifest["inputs"] if i["dtype"] == "string"]
+    fed = {e["output"] for e in pre} | {i["name"] for i in string_inputs}
+    fed |= {s["input"] for s in manifest.get("states", [])}
+    others = [i["name"] for i in manifest["inputs"] if i["name"] not in fed]
+    if others:
+        pytest.skip(f"{name}: inputs besides texts ({', '.join(others)}); this test feeds texts only")
+    texts = hostile_texts()
+
+    def rows(shape):
+        return [[t] for t in texts] if len(shape) == 2 else texts
+
+    session = rnncompile.open_session(out, threads=1)
+    feeds = {e["input"]["name"]: rows(e["input"]["shape"]) for e in pre}
+    feeds.update({i["name"]: rows(i["shape"]) for i in string_inputs})
+    python_feeds = {i["name"]: np.asarray(rows(i["shape"]), dtype=object) for i in string_inputs}
+    for e in pre:
+        vocab = json.loads((out / e["vocabulary"]).read_text())
+        python_feeds[e["output"]] = TextVectorizer.from_dict(e, vocab)(texts)
+    want = session.run(python_feeds)
+    got = app(build, out, feeds, tmp_path)
+    assert_close(got, want, name)
 
 
 def app(build: Path, out_dir: Path, inputs, tmp_path: Path, *flags: str):

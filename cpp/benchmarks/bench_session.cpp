@@ -52,6 +52,7 @@ ONNXTensorElementDataType onnx_type(DType d) {
     case DType::Float64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
     case DType::Int32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
     case DType::Int64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case DType::String: return ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING;
   }
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }

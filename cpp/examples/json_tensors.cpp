@@ -71,6 +71,7 @@ json tensor_to_json(const Tensor& t) {
     case DType::Float64: return typed<double>(t);
     case DType::Int32: return typed<int32_t>(t);
     case DType::Int64: return typed<int64_t>(t);
+    case DType::String: break;
   }
   return json();
 }

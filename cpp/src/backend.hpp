@@ -11,10 +11,26 @@
 
 namespace rnncompile::detail {
 
+/// The strings of a graph input of dtype String (rows: one per batch row; shape: [batch] or [batch, 1]).
+struct TextFeed {
+  const std::vector<std::string>* rows = nullptr;
+  std::vector<int64_t> shape;
+};
+
 class Runner {
  public:
   virtual ~Runner() = default;
   virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
+  /// Models whose graph takes text: `texts` by manifest input index (rows == nullptr for the others,
+  /// whose `inputs` entries are used). Backends without string tensors keep this refusal.
+  virtual std::vector<Tensor> run_with_texts(const std::vector<Tensor>& inputs, const std::vector<TextFeed>& texts) {
+    for (const auto& t : texts)
+      if (t.rows)
+        throw Error("this backend takes no text (TensorRT runs no string op): build the model with its tokenizer "
+                    "on the host",
+                    "model");
+    return run(inputs);
+  }
 };
 
 class Engine {

@@ -37,9 +37,9 @@ struct Reader {
   }
   DType dtype(const json& obj, const std::string& path) const {
     std::string name = text(obj, path, "dtype");
-    for (DType d : {DType::Float32, DType::Float64, DType::Int32, DType::Int64})
+    for (DType d : {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::String})
       if (name == dtype_name(d)) return d;
-    fail(path + ".dtype", "expected float32, float64, int32 or int64, found \"" + name + "\"");
+    fail(path + ".dtype", "expected float32, float64, int32, int64 or string, found \"" + name + "\"");
   }
   IoSpec io(const json& obj, const std::string& path) const {
     IoSpec spec;
@@ -65,6 +65,77 @@ struct Reader {
     return spec;
   }
 };
+
+// A text input's shape: (batch,) or (batch, 1), the batch axis dynamic.
+void check_text_shape(const Reader& r, const IoSpec& spec, const std::string& path) {
+  const auto& s = spec.shape;
+  if (s.empty() || s.size() > 2 || s[0].fixed() || (s.size() == 2 && s[1].size != 1))
+    r.fail(path + ".shape", "a text input has shape [batch] or [batch, 1], found " + spec.shape_text());
+}
+
+// A field that may be left out: missing reads as null (as Python's TextVectorizer.from_dict).
+const json& optional_field(const Reader& r, const json& obj, const std::string& path, const char* key) {
+  static const json null_value;
+  if (!obj.is_object()) r.fail(path, "expected an object");
+  auto it = obj.find(key);
+  return it == obj.end() ? null_value : *it;
+}
+
+// An optional string field with a fixed set of values (null allowed).
+template <class E>
+E choice(const Reader& r, const json& obj, const std::string& path, const char* key,
+         const std::vector<std::pair<const char*, E>>& values, E if_null) {
+  const json& v = optional_field(r, obj, path, key);
+  if (v.is_null()) return if_null;
+  std::string names;
+  for (const auto& kv : values) {
+    if (v.is_string() && v.get<std::string>() == kv.first) return kv.second;
+    names += std::string(names.empty() ? "" : ", ") + "\"" + kv.first + "\"";
+  }
+  r.fail(path + "." + key, "expected " + names + " or null, found " + v.dump().substr(0, 80));
+}
+
+TextPreprocessing text_preprocessing(const Reader& r, const json& obj, const std::string& path) {
+  TextPreprocessing p;
+  p.kind = r.text(obj, path, "kind");
+  if (p.kind != "TextVectorization")
+    r.fail(path + ".kind", "this runtime knows the preprocessing kind \"TextVectorization\", found \"" + p.kind + "\"");
+  if (auto it = obj.find("layer"); it != obj.end() && it->is_string()) p.layer = it->get<std::string>();
+  p.input = r.io(r.field(obj, path, "input"), path + ".input");
+  if (p.input.dtype != DType::String) r.fail(path + ".input.dtype", "expected \"string\"");
+  check_text_shape(r, p.input, path + ".input");
+  p.output = r.text(obj, path, "output");
+  p.options.standardize = choice<Standardize>(r, obj, path, "standardize",
+                                              {{"lower_and_strip_punctuation", Standardize::LowerAndStripPunctuation},
+                                               {"lower", Standardize::Lower},
+                                               {"strip_punctuation", Standardize::StripPunctuation}},
+                                              Standardize::None);
+  p.options.split = choice<Split>(r, obj, path, "split", {{"whitespace", Split::Whitespace}, {"character", Split::Character}},
+                                  Split::None);
+  if (const json& ng = optional_field(r, obj, path, "ngrams"); !ng.is_null()) {
+    if (!ng.is_array()) r.fail(path + ".ngrams", "expected a list of widths or null, found " + ng.dump().substr(0, 80));
+    std::vector<int64_t> widths;
+    for (const json& w : ng) {
+      if (!w.is_number_integer() || w.get<int64_t>() < 1) r.fail(path + ".ngrams", "expected widths >= 1, found " + w.dump());
+      widths.push_back(w.get<int64_t>());
+    }
+    p.options.ngrams = std::move(widths);
+  }
+  if (const json& len = optional_field(r, obj, path, "output_sequence_length"); !len.is_null()) {
+    if (!len.is_number_integer() || len.get<int64_t>() < 1)
+      r.fail(path + ".output_sequence_length", "expected an integer >= 1 or null, found " + len.dump().substr(0, 80));
+    p.options.output_sequence_length = len.get<int64_t>();
+  }
+  p.vocabulary = r.text(obj, path, "vocabulary");
+  if (p.vocabulary.empty() || p.vocabulary[0] == '/' || p.vocabulary.find("..") != std::string::npos)
+    r.fail(path + ".vocabulary", "expected a file name inside the build directory, found \"" + p.vocabulary + "\"");
+  if (auto it = obj.find("vocabulary_sha256"); it != obj.end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().size() != 64)
+      r.fail(path + ".vocabulary_sha256", "expected 64 hex digits");
+    p.vocabulary_sha256 = it->get<std::string>();
+  }
+  return p;
+}
 
 const IoSpec* find(const std::vector<IoSpec>& specs, const std::string& name) {
   for (const auto& s : specs)
@@ -119,6 +190,28 @@ Manifest Manifest::parse(const std::string& json_text, const std::string& where)
       m.states.push_back(std::move(s));
     }
   }
+  for (std::size_t i = 0; i < m.inputs.size(); ++i)
+    if (m.inputs[i].dtype == DType::String) check_text_shape(r, m.inputs[i], "$.inputs[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < m.outputs.size(); ++i)
+    if (m.outputs[i].dtype == DType::String)
+      r.fail("$.outputs[" + std::to_string(i) + "].dtype", "this runtime returns no string outputs");
+  if (doc.contains("preprocessing") && !doc["preprocessing"].is_null()) {
+    const json& pre = r.array(doc, "$", "preprocessing");
+    for (std::size_t i = 0; i < pre.size(); ++i) {
+      std::string path = "$.preprocessing[" + std::to_string(i) + "]";
+      TextPreprocessing p = text_preprocessing(r, pre[i], path);
+      const IoSpec* ids = find(m.inputs, p.output);
+      if (!ids || m.is_state_input(p.output))
+        r.fail(path + ".output", "\"" + p.output + "\" is not one of $.inputs");
+      if (ids->dtype != DType::Int32 && ids->dtype != DType::Int64)
+        r.fail(path + ".output", "\"" + p.output + "\" must be an integer input, it is " + dtype_name(ids->dtype));
+      if (find(m.inputs, p.input.name)) r.fail(path + ".input.name", "\"" + p.input.name + "\" is also a graph input");
+      for (const auto& q : m.preprocessing)
+        if (q.input.name == p.input.name || q.output == p.output)
+          r.fail(path, "a second tokenizer for \"" + p.input.name + "\" / \"" + p.output + "\"");
+      m.preprocessing.push_back(std::move(p));
+    }
+  }
   if (m.model_inputs().empty()) r.fail("$.inputs", "no model input besides carried states");
   return m;
 }
@@ -156,6 +249,20 @@ std::vector<const IoSpec*> Manifest::model_outputs() const {
   for (const auto& o : outputs)
     if (!is_state_output(o.name)) out.push_back(&o);
   return out;
+}
+
+std::vector<const IoSpec*> Manifest::text_inputs() const {
+  std::vector<const IoSpec*> out;
+  for (const auto& p : preprocessing) out.push_back(&p.input);
+  for (const IoSpec* i : model_inputs())
+    if (i->dtype == DType::String) out.push_back(i);
+  return out;
+}
+
+const TextPreprocessing* Manifest::preprocessing_of(const std::string& text_input) const {
+  for (const auto& p : preprocessing)
+    if (p.input.name == text_input) return &p;
+  return nullptr;
 }
 
 const IoSpec& Manifest::input(const std::string& name) const {

@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 
 #include "backend.hpp"
@@ -31,6 +32,7 @@ ONNXTensorElementDataType onnx_type(DType dtype) {
     case DType::Float64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
     case DType::Int32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
     case DType::Int64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case DType::String: return ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING;
   }
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }
@@ -104,13 +106,19 @@ class OrtEngine final : public Engine {
   std::unique_ptr<Runner> runner() const override;
   std::string name() const override { return name_; }
 
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const {
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const std::vector<TextFeed>* texts) const {
     std::vector<Ort::Value> feeds;
     feeds.reserve(inputs.size());
-    for (const Tensor& t : inputs)
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      if (texts && (*texts)[i].rows) {
+        feeds.push_back(string_tensor((*texts)[i]));
+        continue;
+      }
+      const Tensor& t = inputs[i];
       feeds.push_back(Ort::Value::CreateTensor(memory_, const_cast<void*>(t.raw()),
                                                static_cast<std::size_t>(t.size()) * dtype_size(t.dtype()),
                                                t.shape().data(), t.rank(), onnx_type(t.dtype())));
+    }
     std::vector<Ort::Value> outs;
     try {
       outs = session_.Run(Ort::RunOptions{nullptr}, in_ptrs_.data(), feeds.data(), feeds.size(), out_ptrs_.data(),
@@ -133,6 +141,19 @@ class OrtEngine final : public Engine {
   }
 
  private:
+  // An onnxruntime string tensor holding copies of the rows (byte strings: NULs kept).
+  static Ort::Value string_tensor(const TextFeed& feed) {
+    Ort::AllocatorWithDefaultOptions alloc;
+    Ort::Value value =
+        Ort::Value::CreateTensor(alloc, feed.shape.data(), feed.shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING);
+    const auto& rows = *feed.rows;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      char* dst = value.GetResizedStringTensorElementBuffer(r, rows[r].size());
+      if (!rows[r].empty()) std::memcpy(dst, rows[r].data(), rows[r].size());
+    }
+    return value;
+  }
+
   void check_names(const Manifest& manifest, const std::string& out_dir) {
     auto listed = [](const std::vector<IoSpec>& specs) {
       std::vector<std::string> names;
@@ -165,7 +186,10 @@ class OrtEngine final : public Engine {
 class OrtRunner final : public Runner {
  public:
   explicit OrtRunner(const OrtEngine& engine) : engine_(engine) {}
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override { return engine_.run(inputs); }
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override { return engine_.run(inputs, nullptr); }
+  std::vector<Tensor> run_with_texts(const std::vector<Tensor>& inputs, const std::vector<TextFeed>& texts) override {
+    return engine_.run(inputs, &texts);
+  }
 
  private:
   const OrtEngine& engine_;

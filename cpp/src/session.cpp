@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "backend.hpp"
+#include "rnncompile/text.hpp"
 
 namespace rnncompile {
 
@@ -12,12 +13,14 @@ struct Model::Impl {
   std::string directory;
   Manifest manifest;
   std::unique_ptr<detail::Engine> engine;
+  std::vector<TextVectorizer> tokenizers;  // by manifest.preprocessing index
 };
 
 Model Model::open(const std::string& out_dir, const Options& options) {
   auto impl = std::make_shared<Impl>();
   impl->directory = out_dir;
   impl->manifest = Manifest::load(out_dir);
+  for (const auto& p : impl->manifest.preprocessing) impl->tokenizers.push_back(TextVectorizer::from_manifest(out_dir, p));
   impl->engine = options.backend == Options::Backend::TensorRT
                      ? detail::tensorrt_engine(out_dir, impl->manifest, options)
                      : detail::onnxruntime_engine(out_dir, impl->manifest, options);
@@ -29,9 +32,26 @@ const std::string& Model::directory() const { return impl_->directory; }
 std::string Model::backend_name() const { return impl_->engine->name(); }
 Session Model::session() const { return Session(*this); }
 
+const TextVectorizer& Model::tokenizer(const std::string& text_input) const {
+  const auto& pre = impl_->manifest.preprocessing;
+  for (std::size_t i = 0; i < pre.size(); ++i)
+    if (pre[i].input.name == text_input) return impl_->tokenizers[i];
+  std::string names;
+  for (const auto& p : pre) names += (names.empty() ? "" : ", ") + p.input.name;
+  throw Error(names.empty() ? "the model has no host tokenizer" : "no host tokenizer; the model's are for: " + names,
+              "text input '" + text_input + "'");
+}
+
 namespace {
 
 std::string where_input(const std::string& name) { return "input '" + name + "'"; }
+std::string where_text(const std::string& name) { return "text input '" + name + "'"; }
+
+std::string names_of(const std::vector<const IoSpec*>& specs) {
+  std::string names;
+  for (const IoSpec* i : specs) names += (names.empty() ? "" : ", ") + i->name;
+  return names;
+}
 
 std::string index_text(const std::vector<int64_t>& shape, int64_t flat) {
   std::vector<int64_t> idx(shape.size());
@@ -110,6 +130,7 @@ Tensor converted(const Tensor& t, const IoSpec& spec) {
       case DType::Float64: check_integers<double>(t, spec); break;
       case DType::Int32: check_integers<int32_t>(t, spec); break;
       case DType::Int64: check_integers<int64_t>(t, spec); break;
+      case DType::String: break;
     }
   }
   return t.dtype() == spec.dtype ? t : t.cast(spec.dtype);
@@ -133,6 +154,8 @@ struct Session::State {
   std::vector<bool> is_state_output;    // by manifest output index
   std::vector<Tensor> carried;          // by state index; empty = zeros next call
   std::vector<Tensor> feeds;            // reused across calls
+  std::vector<detail::TextFeed> texts;  // by manifest input index: graph inputs of dtype String
+  bool graph_takes_text = false;
 };
 
 Session::Session(Model model) : model_(std::move(model)), state_(std::make_unique<State>()) {
@@ -150,6 +173,8 @@ Session::Session(Model model) : model_(std::move(model)), state_(std::make_uniqu
   }
   for (const auto& o : m.outputs) state_->is_state_output.push_back(m.is_state_output(o.name));
   state_->feeds.resize(m.inputs.size());
+  state_->texts.resize(m.inputs.size());
+  for (const auto& i : m.inputs) state_->graph_takes_text = state_->graph_takes_text || i.dtype == DType::String;
 }
 
 Session::Session(Session&&) noexcept = default;
@@ -199,21 +224,64 @@ TensorMap Session::run(const Tensor& input) {
   return run(TensorMap{{state_->inputs[0]->name, input}});
 }
 
-TensorMap Session::run(const TensorMap& inputs) {
+TensorMap Session::run(const TensorMap& inputs) { return run(inputs, TextMap{}); }
+
+TensorMap Session::run(const TextMap& texts) { return run(TensorMap{}, texts); }
+
+TensorMap Session::run(const TensorMap& inputs, const TextMap& texts) {
   try {
-    return run_checked(inputs);
+    return run_checked(inputs, texts);
   } catch (...) {
     for (auto& f : state_->feeds) f = Tensor();  // hold no reference to the caller's memory
+    for (auto& t : state_->texts) t = detail::TextFeed();
     throw;
   }
 }
 
-TensorMap Session::run_checked(const TensorMap& inputs) {
+TensorMap Session::run_checked(const TensorMap& given_inputs, const TextMap& texts) {
   const Manifest& m = model_.manifest();
   State& st = *state_;
+  const auto text_inputs = m.text_inputs();
+  for (const auto& kv : texts) {
+    bool known = false;
+    for (const IoSpec* t : text_inputs) known = known || t->name == kv.first;
+    if (!known)
+      throw Error(text_inputs.empty() ? "unknown text input; the model takes no text (its inputs are: " +
+                                            names_of(st.inputs) + ")"
+                                      : "unknown text input; the model's text inputs are: " + names_of(text_inputs),
+                  where_text(kv.first));
+  }
+  for (const auto& kv : given_inputs)
+    for (const IoSpec* t : text_inputs)
+      if (t->name == kv.first)
+        throw Error("a text input: pass its strings (one per batch row) in the TextMap of run(inputs, texts)",
+                    where_input(kv.first));
+  // Host tokenizers: their texts become the ids of their graph input.
+  const TensorMap* feed_map = &given_inputs;
+  TensorMap merged;
+  if (!m.preprocessing.empty()) {
+    merged = given_inputs;
+    feed_map = &merged;
+    for (std::size_t p = 0; p < m.preprocessing.size(); ++p) {
+      const TextPreprocessing& pre = m.preprocessing[p];
+      auto it = texts.find(pre.input.name);
+      const bool ids_given = given_inputs.count(pre.output) > 0;
+      if (it == texts.end()) {
+        if (ids_given) continue;  // ids computed by the caller
+        throw Error("missing text input; expected one UTF-8 string per batch row (or its token ids as input '" +
+                        pre.output + "')",
+                    where_text(pre.input.name));
+      }
+      if (ids_given)
+        throw Error("given twice: as texts of text input '" + pre.input.name + "' and as token ids",
+                    where_input(pre.output));
+      merged[pre.output] = model_.impl_->tokenizers[p](it->second, where_text(pre.input.name));
+    }
+  }
+  const TensorMap& inputs = *feed_map;
   for (const auto& kv : inputs) {  // sorted by name, as Python reports the first unknown one
     bool known = false;
-    for (const IoSpec* i : st.inputs) known = known || i->name == kv.first;
+    for (const IoSpec* i : st.inputs) known = known || (i->name == kv.first && i->dtype != DType::String);
     if (!known) {
       std::string names;
       for (const IoSpec* i : st.inputs) names += (names.empty() ? "" : ", ") + i->name;
@@ -226,6 +294,29 @@ TensorMap Session::run_checked(const TensorMap& inputs) {
   for (std::size_t i = 0; i < m.inputs.size(); ++i) {
     if (k >= st.inputs.size() || &m.inputs[i] != st.inputs[k]) continue;  // a state input
     const IoSpec& spec = *st.inputs[k++];
+    if (spec.dtype == DType::String) {  // the graph takes the text itself
+      auto t = texts.find(spec.name);
+      if (t == texts.end())
+        throw Error("missing text input; expected one UTF-8 string per batch row, in the TextMap of run(inputs, texts)",
+                    where_text(spec.name));
+      const auto& rows = t->second;
+      for (std::size_t r = 0; r < rows.size(); ++r)
+        if (std::size_t bad = invalid_utf8_offset(rows[r]); bad != std::string::npos)
+          throw Error("row " + std::to_string(r) + ": invalid UTF-8 at byte " + std::to_string(bad) +
+                          "; expected UTF-8 text",
+                      where_text(spec.name));
+      const auto n = static_cast<int64_t>(rows.size());
+      if (first) {
+        batch = n;
+        first = false;
+      } else if (n != batch) {
+        throw Error("batch size " + std::to_string(n) + " differs from the other inputs' " + std::to_string(batch),
+                    where_text(spec.name));
+      }
+      st.texts[i].rows = &rows;
+      st.texts[i].shape = spec.shape.size() == 2 ? std::vector<int64_t>{n, 1} : std::vector<int64_t>{n};
+      continue;
+    }
     auto it = inputs.find(spec.name);
     if (it == inputs.end())
       throw Error(std::string("missing input; expected ") + dtype_name(spec.dtype) + " with shape " + spec.shape_text(),
@@ -245,7 +336,7 @@ TensorMap Session::run_checked(const TensorMap& inputs) {
     st.feeds[i] = converted(given, spec);
   }
   for (std::size_t i = 0; i < m.inputs.size(); ++i)
-    if (!m.is_state_input(m.inputs[i].name)) check_tokens(st.feeds[i], m.inputs[i]);
+    if (!m.is_state_input(m.inputs[i].name) && m.inputs[i].dtype != DType::String) check_tokens(st.feeds[i], m.inputs[i]);
   if (m.stateful()) {
     if (!st.carried.empty() && st.carried[0].shape()[0] != batch)
       throw Error("a stateful model keeps its batch size: got " + std::to_string(batch) + ", the carried state has " +
@@ -261,8 +352,9 @@ TensorMap Session::run_checked(const TensorMap& inputs) {
       }
     }
   }
-  std::vector<Tensor> outs = st.runner->run(st.feeds);
+  std::vector<Tensor> outs = st.graph_takes_text ? st.runner->run_with_texts(st.feeds, st.texts) : st.runner->run(st.feeds);
   for (auto& f : st.feeds) f = Tensor();  // drop references to the caller's memory
+  for (auto& t : st.texts) t = detail::TextFeed();
   TensorMap result;
   for (std::size_t o = 0; o < outs.size(); ++o)
     if (!st.is_state_output[o]) result.emplace(m.outputs[o].name, std::move(outs[o]));

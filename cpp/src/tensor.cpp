@@ -18,6 +18,7 @@ const char* dtype_name(DType dtype) {
     case DType::Float64: return "float64";
     case DType::Int32: return "int32";
     case DType::Int64: return "int64";
+    case DType::String: return "string";
   }
   return "?";
 }
@@ -27,6 +28,8 @@ std::size_t dtype_size(DType dtype) {
 }
 
 namespace {
+
+const char* const kNoStringTensors = "tensors hold no strings; pass texts to Session::run in a TextMap";
 
 int64_t element_count(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -49,6 +52,7 @@ void convert_from(DType from, const void* src, To* dst, int64_t n) {
     case DType::Float64: convert(static_cast<const double*>(src), dst, n); break;
     case DType::Int32: convert(static_cast<const int32_t*>(src), dst, n); break;
     case DType::Int64: convert(static_cast<const int64_t*>(src), dst, n); break;
+    case DType::String: throw Error(kNoStringTensors, "tensor");
   }
 }
 
@@ -67,6 +71,7 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> ow
 }
 
 Tensor::Tensor(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(std::move(shape)) {
+  if (dtype == DType::String) throw Error(kNoStringTensors, "tensor");
   auto bytes = static_cast<std::size_t>(element_count(shape_)) * dtype_size(dtype);
   // 8-byte aligned storage for every dtype, zero-filled.
   auto owner = std::make_shared<std::vector<int64_t>>((bytes + 7) / 8, 0);
@@ -106,8 +111,9 @@ Tensor Tensor::cast(DType dtype) const {
     case DType::Float64: return converted<double>(*this);
     case DType::Int32: return converted<int32_t>(*this);
     case DType::Int64: return converted<int64_t>(*this);
+    case DType::String: break;
   }
-  throw Error("unknown dtype", "tensor");
+  throw Error(kNoStringTensors, "tensor");
 }
 
 std::string Tensor::shape_text() const {

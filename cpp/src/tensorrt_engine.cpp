@@ -47,6 +47,8 @@ nvinfer1::DataType trt_type(DType dtype) {
     case DType::Int32: return nvinfer1::DataType::kINT32;
     case DType::Int64: return nvinfer1::DataType::kINT64;
     case DType::Float64: break;
+    case DType::String:
+      throw Error("TensorRT runs no string op: build the model with its tokenizer on the host", "model.plan");
   }
   throw Error("TensorRT has no float64 tensors", "model.plan");
 }

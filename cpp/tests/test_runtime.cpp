@@ -151,8 +151,10 @@ void test_manifest_fields() {
   };
   expect("{\"outputs\": []}", "$.inputs: missing", __LINE__);
   expect("{\"inputs\": {}, \"outputs\": []}", "$.inputs: expected an array", __LINE__);
+  expect("{\"inputs\": [{\"name\": \"x\", \"dtype\": \"bytes\", \"shape\": []}], \"outputs\": []}",
+         "$.inputs[0].dtype: expected float32, float64, int32, int64 or string, found \"bytes\"", __LINE__);
   expect("{\"inputs\": [{\"name\": \"x\", \"dtype\": \"string\", \"shape\": []}], \"outputs\": []}",
-         "$.inputs[0].dtype: expected float32, float64, int32 or int64, found \"string\"", __LINE__);
+         "$.inputs[0].shape: a text input has shape [batch] or [batch, 1], found ()", __LINE__);
   expect("{\"inputs\": [{\"name\": 3, \"dtype\": \"int32\", \"shape\": []}], \"outputs\": []}",
          "$.inputs[0].name: expected a string, found 3", __LINE__);
   expect("{\"inputs\": [{\"name\": \"x\", \"dtype\": \"int32\", \"shape\": [true]}], \"outputs\": []}",

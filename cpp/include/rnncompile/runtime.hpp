@@ -33,7 +33,9 @@ class Error : public std::runtime_error {
   std::string where_, message_;
 };
 
-enum class DType { Float32, Float64, Int32, Int64 };
+/// String is the dtype of text inputs only (IoSpec of a model.onnx that takes the text itself); tensors
+/// never hold it: texts are passed to Session::run as a TextMap.
+enum class DType { Float32, Float64, Int32, Int64, String };
 const char* dtype_name(DType dtype);
 std::size_t dtype_size(DType dtype);
 
@@ -139,6 +141,29 @@ struct StateSpec {
   std::vector<int64_t> shape;
 };
 
+/// Keras TextVectorization's standardize and split options (see rnncompile/text.hpp).
+enum class Standardize { None, Lower, StripPunctuation, LowerAndStripPunctuation };
+enum class Split { None, Whitespace, Character };
+
+struct TextOptions {
+  Standardize standardize = Standardize::LowerAndStripPunctuation;
+  Split split = Split::Whitespace;
+  std::optional<std::vector<int64_t>> ngrams;     ///< widths in order ({1, 2}); none: no n-grams
+  std::optional<int64_t> output_sequence_length;  ///< none: pad to the longest row, at least 1
+};
+
+/// One entry of the manifest's "preprocessing": a tokenizer run on the host, whose ids feed the graph
+/// input `output` (int64 [batch, L]).
+struct TextPreprocessing {
+  std::string kind;     ///< "TextVectorization"
+  std::string layer;    ///< the layer it came from
+  IoSpec input;         ///< the text input: dtype String, shape (batch,) or (batch, 1)
+  std::string output;   ///< the graph input fed with the ids
+  TextOptions options;
+  std::string vocabulary;         ///< file in the build directory: JSON array, index = id
+  std::string vocabulary_sha256;  ///< hex of the file's bytes
+};
+
 /// OUT/manifest.json (fields this runtime does not know are ignored).
 struct Manifest {
   std::string name, rnncompile_version;
@@ -146,6 +171,7 @@ struct Manifest {
   std::vector<IoSpec> inputs;   ///< every graph input, carried states included, in graph order
   std::vector<IoSpec> outputs;  ///< every graph output, carried states included
   std::vector<StateSpec> states;
+  std::vector<TextPreprocessing> preprocessing;  ///< host-side tokenizers (empty for most models)
 
   static Manifest load(const std::string& out_dir);
   static Manifest parse(const std::string& json_text, const std::string& where);
@@ -157,6 +183,10 @@ struct Manifest {
   /// The outputs a session returns (states excluded), in graph order.
   std::vector<const IoSpec*> model_outputs() const;
   const IoSpec& input(const std::string& name) const;  ///< throws Error for an unknown name
+  /// The inputs a caller feeds texts to: the host tokenizers' inputs, then graph inputs of dtype String.
+  std::vector<const IoSpec*> text_inputs() const;
+  /// The host tokenizer of a text input, or nullptr (an in-graph text input, or no text input).
+  const TextPreprocessing* preprocessing_of(const std::string& text_input) const;
 };
 
 struct Options {
@@ -173,6 +203,7 @@ struct Options {
 };
 
 class Session;
+class TextVectorizer;
 
 /// An opened build directory. Opening loads the model once; copies share it, and sessions made from
 /// it on several threads run concurrently.
@@ -183,6 +214,9 @@ class Model {
   const std::string& directory() const;
   std::string backend_name() const;  ///< e.g. "onnxruntime 1.32.0 (CPUExecutionProvider)"
   Session session() const;
+  /// The host tokenizer of a text input listed in the manifest's "preprocessing" (its vocabulary is
+  /// read and checked once, by open()); throws Error for any other name.
+  const TextVectorizer& tokenizer(const std::string& text_input) const;
 
   struct Impl;
 
@@ -193,6 +227,9 @@ class Model {
 };
 
 enum class Padding { Right, Left };
+
+/// Texts by text input name: one UTF-8 string per batch row.
+using TextMap = std::map<std::string, std::vector<std::string>>;
 
 /// One session: runs the model and, for stateful models, carries the `<layer>_state_*` tensors from
 /// each call to the next until reset_states(), exactly as the Python Session does. Not thread-safe:
@@ -209,6 +246,12 @@ class Session {
   TensorMap run(const TensorMap& inputs);
   /// For single-input models.
   TensorMap run(const Tensor& input);
+  /// Models with text inputs (Manifest::text_inputs()): texts by input name, one string per batch row,
+  /// next to the other inputs' tensors. A host tokenizer ("preprocessing") turns its texts into the ids
+  /// of its graph input (which may instead be fed as a tensor, ids computed elsewhere); a graph input of
+  /// dtype String gets the strings themselves. Invalid UTF-8 is an Error naming the input and row.
+  TensorMap run(const TensorMap& inputs, const TextMap& texts);
+  TensorMap run(const TextMap& texts);
 
   void reset_states();  ///< the next call starts from zero states
   bool stateful() const;
@@ -230,7 +273,7 @@ class Session {
   friend class Model;
   struct State;
   explicit Session(Model model);
-  TensorMap run_checked(const TensorMap& inputs);
+  TensorMap run_checked(const TensorMap& inputs, const TextMap& texts);
   Model model_;
   std::unique_ptr<State> state_;
 };
