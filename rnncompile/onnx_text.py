@@ -9,7 +9,8 @@ ai.onnx.ml's LabelEncoder, no regex and no custom op (docs/text.md):
   strip       deleting a character c is splitting on c and concatenating the pieces. The text is
               split on each of the 32 characters in turn (StringSplit(delimiter=c) of every piece,
               the pieces' axis flattened and the empty pieces dropped), then the pieces of each
-              text are concatenated by one Loop over the longest row's pieces.
+              text are concatenated: neighbours in pairs, halving the width, in a Loop of
+              ceil(log2 pieces) iterations.
   whitespace  StringSplit(delimiter=c) on \\t \\n \\r \\v \\f in turn (empty pieces dropped after each),
               then StringSplit without delimiter (onnxruntime: runs of ' ', ends dropped).
   ngrams      shifted token columns joined with " " (StringConcat), all unigrams, then all
@@ -19,7 +20,8 @@ ai.onnx.ml's LabelEncoder, no regex and no custom op (docs/text.md):
   length      padded with 0 and cut to output_sequence_length, or to the longest row (at least 1).
 
 "Dropping the empty strings" (`_compact`) is a stable partition along the last axis: TopK of
-the positions, non-empty ones first, then GatherElements, cut to the longest row's count.
+the positions, non-empty ones first, then GatherElements, cut to the longest row's count; an If
+skips it after a split that split nothing (most punctuation characters, in most batches).
 split="character" has no exact standard-op form (nothing splits a string into code points):
 `in_graph_blocker` says so, and the build runs the tokenizer on the host instead.
 """
@@ -78,8 +80,8 @@ def _delete_chars(g: GraphBuilder, x: str, chars: str) -> str:
     """x [B] with every character of `chars` deleted."""
     pieces = g.unsqueeze(x, [1])                                                             # [B, 1]
     for c in chars:
-        pieces = _compact(g, _split_pieces(g, pieces, c))
-    return _concat_last_axis(g, pieces, x)
+        pieces = _split_pieces(g, pieces, c)
+    return _concat_last_axis(g, pieces)
 
 
 def _split_whitespace(g: GraphBuilder, x: str) -> str:
@@ -87,14 +89,23 @@ def _split_whitespace(g: GraphBuilder, x: str) -> str:
     padded with ""."""
     pieces = g.unsqueeze(x, [1])
     for c in WHITESPACE[1:]:
-        pieces = _compact(g, _split_pieces(g, pieces, c))
-    return _compact(g, _split_pieces(g, pieces, None))
+        pieces = _split_pieces(g, pieces, c)
+    return _split_pieces(g, pieces, None)
 
 
 def _split_pieces(g: GraphBuilder, pieces: str, delimiter: str | None) -> str:
-    """[B, P] pieces, each split on `delimiter` (None: onnxruntime's runs of ' '), as [B, P * m]."""
+    """[B, P] pieces (left-aligned, "" padded), each split on `delimiter` (None: onnxruntime's runs
+    of ' '), as [B, P'] left-aligned pieces, "" padded. When no piece holds the delimiter (the
+    usual case for most punctuation characters) the split is [B, P, 1]: its pieces are the input's,
+    and the compaction is skipped (an If)."""
     y, _ = g.op("StringSplit", pieces, n_out=2, delimiter=delimiter)                         # [B, P, m]
-    return g.op("Flatten", y, axis=1)
+    flat = g.op("Flatten", y, axis=1)                                                        # [B, P * m]
+    split = g.op("Greater", g.squeeze(g.dim(y, 2), [0]), g.const(_I64(1)))
+    then = g.subgraph("compact")
+    then.add_output(_compact(then, flat), then.fresh("pieces"), "string", [None, None])
+    same = g.subgraph("same")
+    same.add_output(flat, same.fresh("pieces"), "string", [None, None])
+    return g.op("If", split, then_branch=then.to_graph(), else_branch=same.to_graph())
 
 
 def _compact(g: GraphBuilder, x: str) -> str:
@@ -110,18 +121,34 @@ def _compact(g: GraphBuilder, x: str) -> str:
     return g.op("GatherElements", x, order, axis=1)
 
 
-def _concat_last_axis(g: GraphBuilder, pieces: str, like: str) -> str:
-    """The strings of each row of pieces [B, P] concatenated, [B] (a Loop over P)."""
-    body = g.subgraph("concat_loop")
-    i = body.add_input(body.fresh("i"), "int64", [])
-    cond = body.add_input(body.fresh("cond"), "bool", [])
-    acc = body.add_input(body.fresh("acc"), "string", [None])
-    piece = body.op("Gather", pieces, i, axis=1)
-    body.add_output(cond, body.fresh("cond_out"), "bool", [])
-    body.add_output(body.op("StringConcat", acc, piece), body.fresh("acc_out"), "string", [None])
-    start = g.op("Expand", g.const(np.array(MASK_TOKEN, object)), g.op("Shape", like))
-    trips = g.squeeze(g.dim(pieces, 1), [0])
-    return g.op("Loop", trips, None, start, body=body.to_graph())
+def _concat_last_axis(g: GraphBuilder, pieces: str) -> str:
+    """The strings of each row of pieces [B, P] concatenated, [B]: neighbours concatenated in
+    pairs, halving the width, until one column is left (a Loop of ceil(log2 P) iterations), so each
+    character is copied log2 P times rather than P times."""
+    one = np.array([1], _I64)
+    body = g.subgraph("concat_pairs")
+    body.add_input(body.fresh("i"), "int64", [])
+    body.add_input(body.fresh("cond"), "bool", [])
+    acc = body.add_input(body.fresh("acc"), "string", [None, None])
+    pad = body.op("Concat", acc, _empty_column(body, acc), axis=1)           # (Pad takes no strings)
+    even = body.op("Slice", pad, body.const(np.array([0], _I64)), body.const(np.array([-1], _I64)),
+                   body.const(one), body.const(np.array([2], _I64)))
+    odd = body.op("Slice", pad, body.const(one), body.const(np.array([np.iinfo(_I64).max], _I64)),
+                  body.const(one), body.const(np.array([2], _I64)))
+    pairs = body.op("StringConcat", even, odd)
+    more = body.squeeze(body.op("Greater", body.dim(pairs, 1), body.const(one)), [0])
+    body.add_output(more, body.fresh("cond_out"), "bool", [])
+    body.add_output(pairs, body.fresh("acc_out"), "string", [None, None])
+    # one "" column more: P + 1 >= 1 columns, so one column is left at the end even when P is 0
+    start = g.op("Concat", pieces, _empty_column(g, pieces), axis=1)
+    more = g.squeeze(g.op("Greater", g.dim(start, 1), g.const(one)), [0])
+    return g.take(g.op("Loop", None, more, start, body=body.to_graph()), 0, 1)
+
+
+def _empty_column(g: GraphBuilder, x: str) -> str:
+    """A [B, 1] column of "" for x [B, ...]."""
+    shape = g.op("Concat", g.dim(x, 0), g.const(np.array([1], _I64)), axis=0)
+    return g.op("Expand", g.const(np.array([[MASK_TOKEN]], object)), shape)
 
 
 def _ngrams(g: GraphBuilder, tokens: str, widths, compact: bool) -> str:

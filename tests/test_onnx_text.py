@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from rnncompile.onnx_graph import ML_DOMAIN, OPSET, GraphBuilder
+from rnncompile.onnx_graph import ML_DOMAIN, OPSET, GraphBuilder, finish
 from rnncompile.onnx_text import REQUIRED_OPSET, in_graph_blocker, lower_text_vectorization
 from rnncompile.tokenizer import STANDARDIZE, TextVectorizer, full_vocabulary
 
@@ -122,6 +122,8 @@ def test_ml_domain_is_imported_only_when_used():
     model = g.to_model()
     assert {o.domain: o.version for o in model.opset_import} == {"": 20, ML_DOMAIN: 3}
     assert model.ir_version == 9
+    _, shapes = finish(model)       # the lowering pass's checks: checker, strict shape inference
+    assert shapes["ids"] == ["batch", "steps"]
     plain = GraphBuilder("p")
     a = plain.add_input("a", "float32", ["batch"])
     plain.add_output(plain.op("Relu", a), "y", "float32", ["batch"])
