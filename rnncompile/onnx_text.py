@@ -38,6 +38,11 @@ REQUIRED_OPSET = 20
 DOMAINS = (ML_DOMAIN,)
 
 _I64 = np.int64
+#: The order the punctuation characters are deleted in (any order gives the same text): the
+#: rare ones first, while the pieces are few and long, so a text with many commas and full stops
+#: is split on them last, in short pieces.
+_PUNCTUATION_ORDER = "#$%&*+/<=>@[\\]^_`{|}~;:-()\"'?!.,"
+assert sorted(_PUNCTUATION_ORDER) == sorted(PUNCTUATION)
 
 
 def in_graph_blocker(v: TextVectorizer) -> str | None:
@@ -64,7 +69,7 @@ def lower_text_vectorization(g: GraphBuilder, text: str, v: TextVectorizer, rank
     if v.standardize in ("lower", "lower_and_strip_punctuation"):
         x = g.op("StringNormalizer", x, case_change_action="LOWER", locale="C")
     if v.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
-        x = _delete_chars(g, x, PUNCTUATION)
+        x = _delete_chars(g, x, _PUNCTUATION_ORDER)
     if v.split == "whitespace":
         tokens = _split_whitespace(g, x)                                                    # [B, K]
     else:
