@@ -27,6 +27,8 @@ split="character" has no exact standard-op form (nothing splits a string into co
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .onnx_graph import ML_DOMAIN, GraphBuilder
@@ -42,6 +44,8 @@ _I64 = np.int64
 #: rare ones first, while the pieces are few and long, so a text with many commas and full stops
 #: is split on them last, in short pieces.
 _PUNCTUATION_ORDER = "#$%&*+/<=>@[\\]^_`{|}~;:-()\"'?!.,"
+#: The first _RARE of them are rare in text: one RegexFullMatch tells whether a batch holds any.
+_RARE = _PUNCTUATION_ORDER.index(";")
 assert sorted(_PUNCTUATION_ORDER) == sorted(PUNCTUATION)
 
 
@@ -82,9 +86,24 @@ def lower_text_vectorization(g: GraphBuilder, text: str, v: TextVectorizer, rank
 
 # -- the steps -------------------------------------------------------------------------------
 def _delete_chars(g: GraphBuilder, x: str, chars: str) -> str:
-    """x [B] with every character of `chars` deleted."""
+    """x [B] with every character of `chars` deleted (in the order of `chars`; the first
+    _RARE of them only when some text holds one of them: RegexFullMatch, an If)."""
     pieces = g.unsqueeze(x, [1])                                                             # [B, 1]
-    for c in chars:
+    rare, common = chars[:_RARE], chars[_RARE:]
+    if rare:
+        clean = g.op("RegexFullMatch", x, pattern="(?s)[^" + re.escape(rare) + "]*")        # [B]
+        some = g.op("Greater", g.reduce("ReduceMax", g.op("Concat", g.const(np.array([0], _I64)),
+                                                          g.cast(g.op("Not", clean), "int64"), axis=0), [0]),
+                    g.const(_I64(0)))
+        then = g.subgraph("rare")
+        split = pieces
+        for c in rare:
+            split = _split_pieces(then, split, c)
+        then.add_output(split, then.fresh("pieces"), "string", [None, None])
+        same = g.subgraph("none_rare")
+        same.add_output(pieces, same.fresh("pieces"), "string", [None, None])
+        pieces = g.op("If", some, then_branch=then.to_graph(), else_branch=same.to_graph())
+    for c in common:
         pieces = _split_pieces(g, pieces, c)
     return _concat_last_axis(g, pieces)
 
