@@ -71,7 +71,10 @@ def lower_text_vectorization(g: GraphBuilder, text: str, v: TextVectorizer, rank
         raise ValueError(f"text input of rank {rank}; expected 1 ([batch]) or 2 ([batch, 1])")
     x = text if rank == 1 else g.op("Reshape", text, g.const(np.array([-1], _I64)))        # [B]
     if v.standardize in ("lower", "lower_and_strip_punctuation"):
-        x = g.op("StringNormalizer", x, case_change_action="LOWER", locale="C")
+        # one "" more: onnxruntime's StringNormalizer refuses an empty batch
+        padded = g.op("Concat", x, g.const(np.array([MASK_TOKEN], object)), axis=0)
+        lowered = g.op("StringNormalizer", padded, case_change_action="LOWER", locale="C")
+        x = g.op("Slice", lowered, g.const(np.array([0], _I64)), g.const(np.array([-1], _I64)))
     if v.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
         x = _delete_chars(g, x, _PUNCTUATION_ORDER)
     if v.split == "whitespace":

@@ -67,9 +67,7 @@ def _session(v: TextVectorizer, rank: int, opset: int = REQUIRED_OPSET) -> ort.I
 
 
 def _check(v: TextVectorizer, texts: list[str], rank: int):
-    feed = np.array(texts, dtype=object)
-    if rank == 2:
-        feed = feed.reshape(-1, 1)
+    feed = np.array(texts, dtype=object).reshape(-1, *([1] if rank == 2 else []))
     got = _session(v, rank).run(None, {"text": feed})[0]
     want = v(texts)
     assert got.dtype == np.int64 and got.shape == want.shape, (got.shape, want.shape)
@@ -86,6 +84,14 @@ def test_in_graph_tokenizer_is_exact(standardize, split, ngrams, length, rank):
     _check(v, ["", "   ", "\t\n"], rank)     # a batch of token-less rows: one step (or L)
     _check(v, [CORPUS[4]], rank)              # a batch of one
     _check(v, [LONG, "short one"], rank)      # truncation, and padding of the shorter row
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("standardize,ngrams,length", [("lower_and_strip_punctuation", None, None),
+                                                       ("lower", (1, 2), 3), (None, (2,), None)])
+@pytest.mark.parametrize("split", ["whitespace", None])
+def test_an_empty_batch(standardize, split, ngrams, length, rank):
+    _check(TextVectorizer(VOCAB, standardize, split, ngrams, length), [], rank)
 
 
 def test_lowercasing_leaves_every_non_ascii_code_point_alone():
