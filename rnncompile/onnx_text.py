@@ -89,9 +89,10 @@ def lower_text_vectorization(g: GraphBuilder, text: str, v: TextVectorizer, rank
 
 # -- the steps -------------------------------------------------------------------------------
 def _delete_chars(g: GraphBuilder, x: str, chars: str) -> str:
-    """x [B] with every character of `chars` deleted (in the order of `chars`; the first
-    _RARE of them only when some text holds one of them: RegexFullMatch, an If)."""
-    pieces = g.unsqueeze(x, [1])                                                             # [B, 1]
+    """x [B] with every character of `chars` deleted, in the order of `chars`. The first _RARE:
+    only when some text holds one of them (RegexFullMatch, an If), by splitting the text on each in
+    turn and joining the pieces once. Each of the others: split on it and join the pieces again
+    when one was split."""
     rare, common = chars[:_RARE], chars[_RARE:]
     if rare:
         clean = g.op("RegexFullMatch", x, pattern="(?s)[^" + re.escape(rare) + "]*")        # [B]
@@ -99,16 +100,27 @@ def _delete_chars(g: GraphBuilder, x: str, chars: str) -> str:
                                                           g.cast(g.op("Not", clean), "int64"), axis=0), [0]),
                     g.const(_I64(0)))
         then = g.subgraph("rare")
-        split = pieces
+        pieces = then.unsqueeze(x, [1])                                                      # [B, 1]
         for c in rare:
-            split = _split_pieces(then, split, c)
-        then.add_output(split, then.fresh("pieces"), "string", [None, None])
-        same = g.subgraph("none_rare")
-        same.add_output(pieces, same.fresh("pieces"), "string", [None, None])
-        pieces = g.op("If", some, then_branch=then.to_graph(), else_branch=same.to_graph())
+            pieces = _split_pieces(then, pieces, c)                                          # [B, P]
+        then.add_output(_concat_last_axis(then, pieces), then.fresh("text"), "string", [None])
+        x = g.op("If", some, then_branch=then.to_graph(), else_branch=_identity_branch(g, "no_rare", x))
     for c in common:
-        pieces = _split_pieces(g, pieces, c)
-    return _concat_last_axis(g, pieces)
+        y, _ = g.op("StringSplit", x, n_out=2, delimiter=c)                                  # [B, m]
+        one = g.op("Equal", g.squeeze(g.dim(y, 1), [0]), g.const(_I64(1)))
+        then = g.subgraph("join")
+        then.add_output(_concat_last_axis(then, y), then.fresh("text"), "string", [None])
+        same = g.subgraph("unsplit")                         # no text held c: its one column
+        same.add_output(same.squeeze(y, [1]), same.fresh("text"), "string", [None])
+        x = g.op("If", one, then_branch=same.to_graph(), else_branch=then.to_graph())
+    return x
+
+
+def _identity_branch(g: GraphBuilder, name: str, x: str):
+    """An If branch that gives x unchanged."""
+    branch = g.subgraph(name)
+    branch.add_output(x, branch.fresh("out"), "string", [None])
+    return branch.to_graph()
 
 
 def _split_whitespace(g: GraphBuilder, x: str) -> str:

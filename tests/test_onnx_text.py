@@ -84,6 +84,9 @@ def test_in_graph_tokenizer_is_exact(standardize, split, ngrams, length, rank):
     _check(v, ["", "   ", "\t\n"], rank)     # a batch of token-less rows: one step (or L)
     _check(v, [CORPUS[4]], rank)              # a batch of one
     _check(v, [LONG, "short one"], rank)      # truncation, and padding of the shorter row
+    _check(v, ["", ""], rank)                 # only empty texts
+    _check(v, ["a#b~c", "x|y", "plain"], rank)  # rare punctuation only
+    _check(v, ["!!!", "...", ",,"], rank)     # punctuation only
 
 
 @pytest.mark.parametrize("rank", [1, 2])
