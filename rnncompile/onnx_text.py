@@ -134,11 +134,14 @@ def _split_whitespace(g: GraphBuilder, x: str) -> str:
 
 def _split_pieces(g: GraphBuilder, pieces: str, delimiter: str | None) -> str:
     """[B, P] pieces (left-aligned, "" padded), each split on `delimiter` (None: onnxruntime's runs
-    of ' '), as [B, P'] left-aligned pieces, "" padded. When no piece holds the delimiter (the
-    usual case for most punctuation characters) the split is [B, P, 1]: its pieces are the input's,
-    and the compaction is skipped (an If)."""
+    of ' '), as [B, P'] left-aligned pieces, "" padded. With a delimiter, when no piece holds it
+    (the usual case for most punctuation characters) the split is [B, P, 1] and its pieces are the
+    input's: the compaction is skipped (an If). Without one, a piece of spaces only gives "" even
+    then (a hole in its row), so the compaction always runs."""
     y, _ = g.op("StringSplit", pieces, n_out=2, delimiter=delimiter)                         # [B, P, m]
     flat = g.op("Flatten", y, axis=1)                                                        # [B, P * m]
+    if delimiter is None:
+        return _compact(g, flat)
     split = g.op("Greater", g.squeeze(g.dim(y, 2), [0]), g.const(_I64(1)))
     then = g.subgraph("compact")
     then.add_output(_compact(then, flat), then.fresh("pieces"), "string", [None, None])

@@ -29,7 +29,7 @@ CORPUS = [
     "word,word.word;word:word", "..a..b..", "!!!", "! ? .",
     "École ÉCOLE école Σίσυφος ΣΊΣΥΦΟΣ İstanbul ǅ straße STRASSE",
     "tab\tsep\tWORDS", "new\nline\r\nCRLF", "v\x0bf\x0cmix \t\n\r\x0b\x0c end",
-    "\t\n\r\x0b\x0c", "   ", "", "a    b", " a ",
+    "\t\n\r\x0b\x0c", "   ", "", "a    b", " a ", "a\t \tb", "c \n \n d", " \t ",
     "nbsp\u00a0inside em\u2003space ideo\u3000space nel\u0085x fs\x1cgs\x1drs\x1eus\x1f",
     "emoji 😀 and 😀😀, flags 🇫🇷!", "nul\x00inside NUL\x00", "\x00",
     LONG, LONG.upper(), "[UNK] is a token", "[unk]", "oov-word zzzz qqqq",
@@ -87,6 +87,8 @@ def test_in_graph_tokenizer_is_exact(standardize, split, ngrams, length, rank):
     _check(v, ["", ""], rank)                 # only empty texts
     _check(v, ["a#b~c", "x|y", "plain"], rank)  # rare punctuation only
     _check(v, ["!!!", "...", ",,"], rank)     # punctuation only
+    _check(v, ["a\t \tb"], rank)             # a piece of spaces between two others
+    _check(v, ["c \n \n d", "x\ty"], rank)    # ... in a batch where no piece has two words
 
 
 @pytest.mark.parametrize("rank", [1, 2])
@@ -188,3 +190,23 @@ def test_models_lowered_at_opset_20_verify(case, monkeypatch):
     assert low.io["opset"] == 20
     report = verify(model, default_factory(1)(low.model_bytes), io_description(model, low))
     assert report.passed
+
+
+@pytest.mark.parametrize("standardize,split,ngrams", [("lower_and_strip_punctuation", "whitespace", None),
+                                                      ("strip_punctuation", "whitespace", (1, 2)),
+                                                      (None, "whitespace", (2, 3)),
+                                                      ("lower_and_strip_punctuation", None, None)])
+def test_random_batches_of_hostile_characters(standardize, split, ngrams):
+    """Seeded random texts over an alphabet dense in what the lowering treats specially (every
+    whitespace and punctuation character, case, non-ASCII), in random batch sizes."""
+    rng = np.random.default_rng(0)
+    alphabet = list(" \t\n\r\x0b\x0c" + string.punctuation + "aAbBzZ\u00a0É😀\x00") + ["a", "b", " "] * 10
+    v = TextVectorizer(VOCAB, standardize, split, ngrams)
+    small = TextVectorizer(tuple(full_vocabulary(["a", "b", "a b", "b a", "ab", "ba"])), standardize, split, ngrams)
+    sparse = list("a \t\n,.#")   # short texts of few words: batches where no piece has two words
+    for i in range(150):
+        chars = sparse if i % 2 else alphabet
+        batch = ["".join(rng.choice(chars, size=rng.integers(0, 12 if i % 2 else 30)))
+                 for _ in range(rng.integers(1, 5))]
+        _check(v, batch, 1)
+        _check(small, batch, 2)
