@@ -99,6 +99,14 @@ def test_an_empty_batch(standardize, split, ngrams, length, rank):
     _check(TextVectorizer(VOCAB, standardize, split, ngrams, length), [], rank)
 
 
+@pytest.mark.parametrize("standardize", ["strip_punctuation", "lower"])
+def test_each_punctuation_character_alone(standardize):
+    """A batch holding one punctuation character (the rare ones are looked for by one regex)."""
+    v = TextVectorizer(VOCAB, standardize, "whitespace", (1, 2))
+    for c in string.punctuation:
+        _check(v, [f"a{c}b {c}", "plain words"], 1)
+
+
 def test_lowercasing_leaves_every_non_ascii_code_point_alone():
     """StringNormalizer(LOWER, locale "C") on onnxruntime lowers A-Z only, as Keras's
     tf.strings.lower: every Unicode scalar value, 64 to a text, each text in the vocabulary
