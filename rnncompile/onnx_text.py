@@ -6,11 +6,12 @@ ai.onnx.ml's LabelEncoder, no regex and no custom op (docs/text.md):
 
   lower       StringNormalizer(LOWER, locale "C"): ASCII-only on onnxruntime, as Keras (non-ASCII
               letters stay as they are; tests/test_onnx_text.py checks every code point).
-  strip       deleting a character c is splitting on c and concatenating the pieces. The text is
-              split on each of the 32 characters in turn (StringSplit(delimiter=c) of every piece,
-              the pieces' axis flattened and the empty pieces dropped), then the pieces of each
-              text are concatenated: neighbours in pairs, halving the width, in a Loop of
-              ceil(log2 pieces) iterations.
+  strip       deleting a character c is splitting on c (StringSplit(delimiter=c)) and
+              concatenating the pieces: pairwise, halving the width, in a Loop of ceil(log2 P)
+              iterations. The 21 rare characters only when a RegexFullMatch finds one in the
+              batch: the text split on each in turn (the pieces' axis flattened, the empty pieces
+              dropped), joined once. Then the 11 frequent ones, each split on and joined again
+              (the join skipped when no text held it), commas and full stops last.
   whitespace  StringSplit(delimiter=c) on \\t \\n \\r \\v \\f in turn (empty pieces dropped after each),
               then StringSplit without delimiter (onnxruntime: runs of ' ', ends dropped).
   ngrams      shifted token columns joined with " " (StringConcat), all unigrams, then all
@@ -21,7 +22,7 @@ ai.onnx.ml's LabelEncoder, no regex and no custom op (docs/text.md):
 
 "Dropping the empty strings" (`_compact`) is a stable partition along the last axis: TopK of
 the positions, non-empty ones first, then GatherElements, cut to the longest row's count; an If
-skips it after a split that split nothing (most punctuation characters, in most batches).
+skips it after a split on a delimiter that split nothing.
 split="character" has no exact standard-op form (nothing splits a string into code points):
 `in_graph_blocker` says so, and the build runs the tokenizer on the host instead.
 """
