@@ -2,7 +2,7 @@
 
 `lower_text_vectorization(g, text, v, rank)` turns a string input into the int64 ids [batch, L]
 that `TextVectorizer` (rnncompile/tokenizer.py, the oracle) computes, with opset-20 string ops and
-ai.onnx.ml's LabelEncoder, no regex and no custom op (docs/text.md):
+ai.onnx.ml's LabelEncoder, no regex replace and no custom op (docs/text.md):
 
   lower       StringNormalizer(LOWER, locale "C"): ASCII-only on onnxruntime, as Keras (non-ASCII
               letters stay as they are; tests/test_onnx_text.py checks every code point).
