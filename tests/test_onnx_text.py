@@ -218,3 +218,17 @@ def test_random_batches_of_hostile_characters(standardize, split, ngrams):
                  for _ in range(rng.integers(1, 5))]
         _check(v, batch, 1)
         _check(small, batch, 2)
+
+
+@pytest.mark.parametrize("level", ["none", "basic", "extended"])
+def test_exact_at_every_optimization_level(level):
+    """The backends' optimization option (rnncompile.backends.onnxruntime) does not change ids."""
+    from rnncompile.backends.onnxruntime import session_options
+
+    v = TextVectorizer(VOCAB, ngrams=(1, 2), output_sequence_length=7)
+    g = GraphBuilder("text", opset=REQUIRED_OPSET)
+    x = g.add_input("text", "string", ["batch"])
+    g.add_output(lower_text_vectorization(g, x, v, 1), "ids", "int64", ["batch", 7])
+    s = ort.InferenceSession(g.to_model().SerializeToString(), session_options(1, level, quiet=True),
+                             providers=["CPUExecutionProvider"])
+    assert np.array_equal(s.run(None, {"text": np.array(CORPUS, dtype=object)})[0], v(CORPUS))
