@@ -11,8 +11,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .io import GraphDescription
 
+#: The default opset: every model that needs nothing newer is built at it (byte-identical models).
 OPSET = 17
+#: The opsets a GraphBuilder can target (op forms below are right for each).
+OPSETS = range(17, 22)
 PRODUCER = "rnncompile"
+#: The ONNX-ML domain (LabelEncoder) and the version imported when a graph uses it (its
+#: LabelEncoder-2 form: string keys, int64 values, a default).
+ML_DOMAIN = "ai.onnx.ml"
+_DOMAIN_VERSIONS = {ML_DOMAIN: 3}
 
 _DTYPES = {
     "float32": TensorProto.FLOAT,
@@ -21,11 +28,19 @@ _DTYPES = {
     "int32": TensorProto.INT32,
     "int64": TensorProto.INT64,
     "bool": TensorProto.BOOL,
+    "string": TensorProto.STRING,
 }
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
 
-#: Reductions whose `axes` is an attribute (not an input) at OPSET 17.
+#: Reductions whose `axes` is an attribute before opset 18 and an input from 18 (ReduceSum: an
+#: input from 13).
 _AXES_ATTR_REDUCE = {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd"}
+
+
+def ir_version(opset: int) -> int:
+    """The IR version written for a default-domain opset: the oldest that carries it (8 for 17 and
+    18, the newest every onnxruntime >= 1.14 reads; 9 for 19-20; 10 for 21)."""
+    return 8 if opset <= 18 else 9 if opset <= 20 else 10
 
 #: Operators whose outputs are all optional: unused ones are emitted as "".
 _OPTIONAL_OUTPUTS = {"LSTM", "GRU", "RNN"}
@@ -39,10 +54,14 @@ class GraphBuilder:
     """Builds one ONNX graph. Names are deterministic: `<scope>/<Op>_<n>`, so the same spec always
     gives a byte-identical model."""
 
-    def __init__(self, name: str, target=None):
+    def __init__(self, name: str, target=None, opset: int = OPSET):
         from .targets import get_target
 
+        if opset not in OPSETS:
+            raise ValueError(f"opset {opset}: GraphBuilder builds opsets {OPSETS.start}..{OPSETS.stop - 1}")
         self.name = name
+        #: The default-domain opset of the graph: `op` and `reduce` emit the forms it defines.
+        self.opset = opset
         #: The Target the graph is lowered for (rnncompile.targets): lowerings consult it.
         self.target = get_target(target)
         self.nodes: list[onnx.NodeProto] = []
@@ -83,7 +102,7 @@ class GraphBuilder:
     def subgraph(self, name: str) -> "GraphBuilder":
         """A builder for a Scan/Loop body. It shares this graph's naming and constants: the body
         reads constants (weights) from the outer scope."""
-        sub = GraphBuilder(name, self.target)
+        sub = GraphBuilder(name, self.target, self.opset)
         sub._shared = self._shared
         sub._scope = list(self._scope) + [name]
         sub._counts = self._counts
@@ -112,12 +131,20 @@ class GraphBuilder:
         return name
 
     # -- nodes --------------------------------------------------------------------------------
-    def op(self, op_type: str, *inputs: str | None, n_out: int = 1, **attrs) -> str | list[str]:
+    def op(self, op_type: str, *inputs: str | None, n_out: int = 1, domain: str | None = None,
+           **attrs) -> str | list[str]:
         """Append a node; returns its output name (or names when n_out > 1). `None` inputs become
-        ONNX's empty optional input."""
+        ONNX's empty optional input. `domain`: an operator set other than the default one
+        (ML_DOMAIN); the model imports it when a node uses it."""
         node_name = self.fresh(op_type)
         outs = [node_name if n_out == 1 else f"{node_name}:{i}" for i in range(n_out)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
+        if domain is not None:
+            if domain not in _DOMAIN_VERSIONS:
+                raise ValueError(f"operator domain {domain!r}: GraphBuilder imports {sorted(_DOMAIN_VERSIONS)}")
+            attrs["domain"] = domain
+        elif op_type == "Split" and self.opset >= 18 and len(inputs) < 2:
+            attrs.setdefault("num_outputs", n_out)   # from opset 18 an even split names its count
         self.nodes.append(helper.make_node(op_type, ["" if i is None else i for i in inputs], outs,
                                            name=node_name, **attrs))
         return outs[0] if n_out == 1 else outs
@@ -129,9 +156,12 @@ class GraphBuilder:
             arr = arr.astype(dtype)
         elif arr.dtype == np.float64:
             arr = arr.astype(np.float32)
+        if arr.dtype.kind == "U":
+            arr = arr.astype(object)
         key = None
         if arr.size <= 16 and name is None:
-            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            content = tuple(arr.ravel().tolist()) if arr.dtype == object else arr.tobytes()
+            key = (arr.dtype.str, arr.shape, content)
             if key in self._const_cache:
                 return self._const_cache[key]
         full = self.fresh(name or "const")
@@ -142,7 +172,8 @@ class GraphBuilder:
 
     # -- common idioms ------------------------------------------------------------------------
     def reduce(self, op_type: str, x: str, axes: Sequence[int], keepdims: int = 0) -> str:
-        if op_type in _AXES_ATTR_REDUCE:
+        """A reduction over `axes`, in the form the graph's opset defines."""
+        if op_type in _AXES_ATTR_REDUCE and self.opset < 18:
             return self.op(op_type, x, axes=list(axes), keepdims=keepdims)
         return self.op(op_type, x, self.const(np.array(axes, np.int64)), keepdims=keepdims)
 
@@ -205,10 +236,23 @@ class GraphBuilder:
     def to_model(self) -> onnx.ModelProto:
         nodes, inits = self.live()
         graph = helper.make_graph(nodes, self.name, self.inputs, self.outputs, inits)
+        domains = sorted(_domains(nodes) - {""})
         model = helper.make_model(graph, producer_name=PRODUCER,
-                                  opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = 8  # the newest every onnxruntime >= 1.14 reads
+                                  opset_imports=[helper.make_opsetid("", self.opset)]
+                                  + [helper.make_opsetid(d, _DOMAIN_VERSIONS[d]) for d in domains])
+        model.ir_version = ir_version(self.opset)
         return model
+
+
+def _domains(nodes) -> set[str]:
+    """The operator domains of nodes and of their subgraphs' nodes."""
+    out: set[str] = set()
+    for node in nodes:
+        out.add(node.domain)
+        for a in node.attribute:
+            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                out |= _domains(sub.node)
+    return out
 
 
 def _uses(node: onnx.NodeProto) -> set[str]:
