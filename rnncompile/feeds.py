@@ -126,7 +126,7 @@ def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, n
         raise RunError(f"cannot read input file: {e.strerror or e}", where=str(path)) from None
     if suffix == ".npz":
         try:
-            with NpzFile(path, "input file") as npz:
+            with NpzFile(path, "input file", kinds="biufUS") as npz:   # text inputs: unicode or bytes
                 if names is not None:
                     check_input_names(npz.keys, names)  # before anything is inflated
                 return {k: npz.read(k) for k in npz.keys}

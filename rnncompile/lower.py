@@ -82,7 +82,7 @@ def lower(model: Model, target: "Target | str | None" = None, expose_layers: boo
         raise TargetError(blocked)
     host = host_layers(model, target)
     opset = max([17] + [l.min_opset(target) for l in model.layers.values() if l.name not in host])
-    g = GraphBuilder(model.name, target, **({"opset": opset} if opset != 17 else {}))
+    g = GraphBuilder(model.name, target, opset=opset)
     syms: dict[str, list[Sym]] = {}
     dims = input_dims(model)
     state_outputs = []

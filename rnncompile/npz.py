@@ -44,7 +44,7 @@ def _read_header(f: BinaryIO, held: int, where: str, error=ModelFileError,
     shape, _, dtype = reader(f)
     if dtype.hasobject or dtype.kind not in kinds:
         raise error(f"holds {dtype} data (Python objects are never unpickled; expected a numeric "
-                    f"array)", where=where)
+                    f"array{' or text' if 'U' in kinds else ''})", where=where)
     claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
     limit = limits.current().npz_bytes
     if claimed > limit:
@@ -62,8 +62,9 @@ class NpzFile:
     and the sum of the declared uncompressed sizes against the byte limit. Nothing is inflated
     until `read`. Use as a context manager."""
 
-    def __init__(self, path: str | Path, what: str = "weights file"):
+    def __init__(self, path: str | Path, what: str = "weights file", kinds: str = _ALLOWED_KINDS):
         self.path = Path(path)
+        self.kinds = kinds   # dtype kinds a member may hold (never objects): numbers, or text too
         where = str(self.path)
         try:
             if not self.path.is_file():
@@ -129,7 +130,7 @@ class NpzFile:
         info = self._infos[key]
         try:
             with self._zf.open(info) as f:
-                return _read_header(f, info.file_size, self._where(key))
+                return _read_header(f, info.file_size, self._where(key), kinds=self.kinds)
         except ModelFileError:
             raise
         except _DAMAGED as e:

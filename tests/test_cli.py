@@ -58,6 +58,7 @@ def test_every_example_builds_verifies_and_runs(example, tmp_path):
             continue
         shape = [2 if d == "batch" else (6 if not isinstance(d, int) else d) for d in i["shape"]]
         feeds[i["name"]] = (np.ones(shape, np.int32) if i["dtype"].startswith("int")
+                            else np.full(shape, "A good movie!") if i["dtype"] == "string"
                             else np.zeros(shape, np.float32))
     np.savez(tmp_path / "in.npz", **feeds)
     code, text = cli("run", out, "--input", tmp_path / "in.npz", "--save", tmp_path / "o.npz").combined

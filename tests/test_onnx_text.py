@@ -35,8 +35,9 @@ CORPUS = [
     LONG, LONG.upper(), "[UNK] is a token", "[unk]", "oov-word zzzz qqqq",
     "the the the the the the the the the",
 ]
-OPTIONS = list(itertools.product(STANDARDIZE, ("whitespace", None), (None, (2,), (1, 2), (1, 3), (1, 2, 3)),
-                                 (None, 1, 7)))
+OPTIONS = [o for o in itertools.product(STANDARDIZE, ("whitespace", None), (None, (2,), (1, 2), (1, 3), (1, 2, 3)),
+                                        (None, 1, 7))
+           if o[1] is not None or o[2] is None]   # ngrams need a split (tokenizer.py refuses them with None)
 
 
 def _vocabulary() -> tuple[str, ...]:
@@ -47,7 +48,7 @@ def _vocabulary() -> tuple[str, ...]:
         v = TextVectorizer(("", "[UNK]"), st, sp, ng)
         for t in CORPUS:
             tokens.update(v.tokens(t))
-    terms = sorted(tokens - {"", "[UNK]"})[::2]
+    terms = [t for t in sorted(tokens - {"", "[UNK]"}) if not t.endswith("\x00")][::2]   # Keras drops trailing NULs
     return tuple(full_vocabulary(["[UNK]", *terms]))
 
 
@@ -96,6 +97,8 @@ def test_in_graph_tokenizer_is_exact(standardize, split, ngrams, length, rank):
                                                        ("lower", (1, 2), 3), (None, (2,), None)])
 @pytest.mark.parametrize("split", ["whitespace", None])
 def test_an_empty_batch(standardize, split, ngrams, length, rank):
+    if split is None and ngrams is not None:
+        pytest.skip("ngrams need a split (tokenizer.py refuses them with split None)")
     _check(TextVectorizer(VOCAB, standardize, split, ngrams, length), [], rank)
 
 
@@ -192,7 +195,7 @@ def test_models_lowered_at_opset_20_verify(case, monkeypatch):
     from rnncompile.spec import load_spec
     from rnncompile.verify import verify
 
-    monkeypatch.setattr(lower_mod, "GraphBuilder", functools.partial(GraphBuilder, opset=20))
+    monkeypatch.setattr(lower_mod, "GraphBuilder", lambda *a, **k: GraphBuilder(*a, **{**k, "opset": 20}))
     model = load_spec(case) if case.suffix == ".json" else read_golden(case)[0]
     low = lower_mod.lower(model)
     assert low.io["opset"] == 20

@@ -202,3 +202,28 @@ def test_load_model_reads_text_specs(tmp_path):
 def test_triton_export_of_a_host_tokenizer_build_is_refused(tmp_path, host_build):
     code, out = cli("triton", host_build, tmp_path / "repo", "--name", "m").combined
     assert code == 2 and "--tokenizer graph" in out and not (tmp_path / "repo" / "m").exists()
+
+
+# -- Keras import (fixtures made with Keras on TensorFlow: tools/make_text_models.py) -------------
+
+MODELS = __import__("pathlib").Path(__file__).parent / "keras_models"
+
+
+@pytest.mark.parametrize("name", ["text_sentiment_vocab.keras", "text_sentiment_adapted.keras",
+                                  "text_sentiment_vocab.h5"])
+@pytest.mark.parametrize("tokenizer", ["host", "auto"])
+def test_keras_text_models_give_keras_predictions(tmp_path, name, tokenizer):
+    out = tmp_path / "out"
+    rnncompile.build(MODELS / name, out, target=get_target(None, None, tokenizer))
+    with np.load(MODELS / (name.rsplit(".", 1)[0] + ".npz"), allow_pickle=False) as d:
+        texts, want = d["call0/in/text"], d["call0/out/0"]
+    session = open_session(out)
+    got = session.run(texts)
+    np.testing.assert_allclose(next(iter(got.values())), want, atol=1e-5, rtol=1e-4)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["tokenizer"] == ("host" if tokenizer == "host" else "graph")
+
+
+def test_adapted_vocabulary_is_not_in_h5_files():
+    with pytest.raises(SpecError, match=r"only in \.keras files"):
+        load_model(MODELS / "text_sentiment_adapted.h5")

@@ -1,6 +1,11 @@
 // rnncompile_text_bench: host tokenization throughput of rnncompile::TextVectorizer on one thread.
 //
 //   rnncompile_text_bench [--seconds 1.0] [--batch 32]
+//   rnncompile_text_bench --build OUT --texts FILE [--seconds 1.0] [--batch 32]
+//
+// The second form times the tokenizer of a build directory (its first manifest "preprocessing"
+// entry) on the texts of FILE (UTF-8, one per line), as tools/text_bench.py runs it beside the Python
+// and in-graph tokenizers on the same texts: prints {"texts_per_s": ..., "ms_per_batch": ...}.
 //
 // Synthetic movie reviews (mixed case, ASCII punctuation, some non-ASCII words, tabs and newlines) of
 // about 20 and about 250 words, a 20,000-term vocabulary (so that ~10% of the words are out of it), the
@@ -11,12 +16,14 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "rnncompile/runtime.hpp"
 #include "rnncompile/text.hpp"
 
 using namespace rnncompile;
@@ -95,11 +102,28 @@ Result measure(const TextVectorizer& tv, const std::vector<std::string>& texts, 
 int main(int argc, char** argv) try {
   double seconds = 1.0;
   std::size_t batch = 32;
+  std::string build_dir, texts_file;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--seconds") seconds = std::atof(argv[i + 1]);
     else if (a == "--batch") batch = static_cast<std::size_t>(std::atoi(argv[i + 1]));
+    else if (a == "--build") build_dir = argv[i + 1];
+    else if (a == "--texts") texts_file = argv[i + 1];
     else throw Error("unknown option", a);
+  }
+  if (!build_dir.empty()) {
+    const Manifest manifest = Manifest::load(build_dir);
+    if (manifest.preprocessing.empty()) throw Error("the build has no host tokenizer (manifest \"preprocessing\")", build_dir);
+    const TextVectorizer tv = TextVectorizer::from_manifest(build_dir, manifest.preprocessing[0]);
+    std::ifstream in(texts_file, std::ios::binary);
+    if (!in) throw Error("cannot read the texts file", texts_file);
+    std::vector<std::string> texts;
+    for (std::string line; std::getline(in, line);) texts.push_back(line);
+    if (texts.size() < batch) throw Error("fewer texts than one batch", texts_file);
+    const Result r = measure(tv, texts, batch, seconds);
+    std::cout << "{\"texts_per_s\": " << static_cast<int64_t>(r.texts_per_s)
+              << ", \"ms_per_batch\": " << double(batch) / r.texts_per_s * 1e3 << "}\n";
+    return 0;
   }
   const auto words = make_words(22000);
   std::vector<std::string> vocab = {"", "[UNK]"};

@@ -114,9 +114,10 @@ class TextVectorization(Layer):
             full_vocabulary(self["vocabulary"], self["max_tokens"])
         except VocabularyError as e:
             return [("vocabulary", str(e))]
-        if self["split"] is None and self["ngrams"] is not None and ngram_widths(self["ngrams"]) != (1,):
-            return [("ngrams", "ngrams need split \"whitespace\" or \"character\" (split=null makes one token, "
-                               "which has no n-grams beyond width 1)")]
+        if self["split"] is None and self["ngrams"] is not None:
+            return [("ngrams", "ngrams need split \"whitespace\" or \"character\" (with split=null each text is "
+                               "one token; Keras then pairs up the texts of a (batch,) batch, and fails on some "
+                               "(batch, 1) ones)")]
         return []
 
     @property
@@ -260,10 +261,12 @@ class TextVectorization(Layer):
                 raise LayerError("the layer's vocabulary is not in the file: Keras saves an adapted "
                                  "TextVectorization's vocabulary only in .keras files (assets/), not in .h5; "
                                  "save the model as .keras (or pass vocabulary= to the layer)")
-            try:
-                vocab = data.decode("utf-8").split("\n")
+            try:   # read back as Keras does: str.splitlines(), trailing empty lines dropped
+                vocab = data.decode("utf-8").splitlines()
             except UnicodeDecodeError as e:
                 raise LayerError(f"its vocabulary.txt asset is not UTF-8 (byte {e.start})") from None
+            while vocab and vocab[-1] == "":
+                vocab.pop()
         out["vocabulary"] = list(vocab)
         for k in ("pad_to_max_tokens", "vocabulary_size", "has_input_vocabulary"):
             f.get(k)   # inert for output_mode="int"
