@@ -235,3 +235,36 @@ def test_exact_at_every_optimization_level(level):
     s = ort.InferenceSession(g.to_model().SerializeToString(), session_options(1, level, quiet=True),
                              providers=["CPUExecutionProvider"])
     assert np.array_equal(s.run(None, {"text": np.array(CORPUS, dtype=object)})[0], v(CORPUS))
+
+
+def _golden_cases():
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parent / "goldens" / "text" / "goldens.json").read_text(encoding="ascii"))
+    out = []
+    for case in data["cases"] + data["emptyish_cases"]:
+        o = case["options"]
+        if "error" in case or o["split"] == "character" or (o["split"] is None and o["ngrams"] is not None):
+            continue
+        texts = data["emptyish"] if case["name"].startswith("emptyish_") else data["corpus"]
+        if case["name"].startswith("single_tokens_"):
+            texts = ["a", "the", "b"]
+        out.append(pytest.param(case, texts, data["vocabulary"], id=case["name"]))
+    return out
+
+
+@pytest.mark.parametrize("case,texts,vocabulary", _golden_cases())
+def test_in_graph_ids_equal_keras_goldens(case, texts, vocabulary):
+    """The in-graph form against Keras itself (not only against tokenizer.py): every golden case
+    whose options lower in the graph, Keras's ids exactly (a zero-step batch padded to one step)."""
+    o = case["options"]
+    v = TextVectorizer(tuple(full_vocabulary(vocabulary)), o["standardize"], o["split"],
+                       tuple(range(1, o["ngrams"] + 1)) if isinstance(o["ngrams"], int) else
+                       (tuple(o["ngrams"]) if o["ngrams"] is not None else None), o["output_sequence_length"])
+    want = np.zeros(case["shape"], np.int64)
+    for b, row in enumerate(case["ids"]):
+        want[b, :len(row)] = row
+    if want.shape[1] == 0:
+        want = np.zeros((want.shape[0], 1), np.int64)
+    got = _session(v, 2).run(None, {"text": np.array(texts, dtype=object).reshape(-1, 1)})[0]
+    np.testing.assert_array_equal(got, want)

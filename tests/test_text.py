@@ -227,3 +227,29 @@ def test_keras_text_models_give_keras_predictions(tmp_path, name, tokenizer):
 def test_adapted_vocabulary_is_not_in_h5_files():
     with pytest.raises(SpecError, match=r"only in \.keras files"):
         load_model(MODELS / "text_sentiment_adapted.h5")
+
+
+def test_sentiment_example_classifies_raw_text_identically_in_graph_and_on_host(tmp_path):
+    """The seed model from raw text (issue 15's "done when"): built in both forms from the CLI,
+    `rnncompile run` on examples/reviews.txt prints the same lines."""
+    root = MODELS.parent.parent
+    lines = {}
+    for form in ("graph", "host"):
+        out = tmp_path / form
+        code, text = cli("build", root / "examples/sentiment_text.json", "-o", out, "--tokenizer", form).combined
+        assert code == 0 and "verified: yes" in text, text
+        assert json.loads((out / "manifest.json").read_text())["tokenizer"] == form
+        code, lines[form] = cli("run", out, "-i", root / "examples/reviews.txt").combined
+        assert code == 0, lines[form]
+    assert lines["graph"] == lines["host"]
+    assert len(lines["graph"].strip().splitlines()) == 1 + len((root / "examples/reviews.txt").read_text().splitlines())
+
+
+def test_character_split_is_refused_in_the_graph_and_runs_on_the_host(tmp_path):
+    s = spec(split="character", vocabulary=list("abcdeé"))
+    with pytest.raises(TargetError, match="split.*character.*--tokenizer host"):
+        lower(load_spec(s), get_target(None, None, "graph"))
+    out = tmp_path / "out"
+    rnncompile.build(s, out)   # auto: on the host, verified
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["tokenizer"] == "host" and man["preprocessing"][0]["split"] == "character"

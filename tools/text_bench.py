@@ -3,6 +3,15 @@
 against the Python tokenizer (rnncompile/tokenizer.py's TextVectorizer), per batch of reviews.
 
     python tools/text_bench.py [--batch 32] [--runs 200] [--vocab 20000] [--json out.json]
+                               [--cpp build/cpp/rnncompile_text_bench]
+
+Part 2 puts the tokenizer beside the model it feeds: the seed model from raw text
+(examples/sentiment_text.json: TextVectorization(output_sequence_length=200) -> Embedding(5000, 64,
+mask_zero) -> Bidirectional(LSTM(64)) -> Dense) built in both forms, on the same reviews (words of its
+vocabulary, so that the ids are real), batch 32, one thread each: the Python tokenizer, the C++
+tokenizer (`rnncompile_text_bench --build OUT --texts FILE`, when --cpp names the binary), the
+in-graph tokenizer alone, the numeric model alone (ids in), and the whole in-graph model (text in),
+with each tokenizer's share of a request.
 
 Reviews are drawn (seeded) from a small English-like word list with realistic punctuation and case:
 sentences with a capital first word, commas, full stops, "!", "?", "...", apostrophes ("don't"),
@@ -82,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--vocab", type=int, default=20000)
     ap.add_argument("--json", default=None, help="also write the rows as JSON to this file")
+    ap.add_argument("--cpp", default="build/cpp/rnncompile_text_bench",
+                    help="the C++ tokenizer benchmark binary (cpp/, RNNCOMPILE_BUILD_BENCHMARKS)")
     args = ap.parse_args(argv)
     rng = random.Random(0)
     vocab = tuple(full_vocabulary(dict.fromkeys([*WORDS, *CONTRACTIONS, *(f"w{i}" for i in range(args.vocab))])))
@@ -103,10 +114,77 @@ def main(argv=None) -> int:
             rows.append({"standardize": st, "split": sp, "ngrams": ng, "words": words, "batch": args.batch,
                          "onnx_ms": round(onnx_ms, 3), "python_ms": round(py_ms, 3)})
             print(f"{st!s:<28} {sp!s:<10} {ng!s:<7} {words:>5} {onnx_ms:>8.3f} {py_ms:>9.3f}")
+    seed = seed_model_rows(args, rng)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"onnxruntime": ort.__version__, "rows": rows}, f, indent=1)
+            json.dump({"onnxruntime": ort.__version__, "rows": rows, "seed_model": seed}, f, indent=1)
     return 0
+
+
+def ort_session(path) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def seed_model_rows(args, rng: random.Random) -> list[dict]:
+    """Part 2 (module doc): the tokenizers beside the seed model they feed."""
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import rnncompile
+    from rnncompile.build import load_model
+    from rnncompile.targets import get_target
+
+    root = Path(__file__).resolve().parent.parent
+    spec = root / "examples" / "sentiment_text.json"
+    tmp = Path(tempfile.mkdtemp(prefix="text-bench-"))
+    graph_dir, host_dir = tmp / "graph", tmp / "host"
+    rnncompile.build(spec, graph_dir, threads=1)
+    rnncompile.build(spec, host_dir, threads=1, target=get_target(None, None, "host"))
+    v = load_model(spec).layers["vectorize"].vectorizer
+    words = list(v.vocabulary[2:])
+    tok_only = session(v)
+    full, numeric = ort_session(graph_dir / "model.onnx"), ort_session(host_dir / "model.onnx")
+    cpp = args.cpp if args.cpp and os.path.isfile(args.cpp) else None
+    out = []
+    print(f"\nseed model from raw text (examples/sentiment_text.json), batch {args.batch}, 1 thread, ms per batch")
+    print(f"{'words':>5} {'python':>8} {'c++':>8} {'in-graph':>9} {'model(ids)':>10} {'model(text)':>11}  "
+          f"tokenizer share: python, c++, in-graph")
+    for n in (20, 250):
+        texts = []
+        for _ in range(args.batch):   # review() punctuation and case over the model's own vocabulary
+            t = review(rng, n).split(" ")
+            texts.append(" ".join(rng.choice(words) if w.isalpha() and rng.random() < 0.8 else w for w in t))
+        feed = {"review": np.array(texts, dtype=object).reshape(-1, 1)}
+        ids = v(texts)
+        if not np.array_equal(tok_only.run(None, {"text": np.array(texts, dtype=object)})[0], ids):
+            raise SystemExit("MISMATCH: in-graph tokenizer of the seed model")
+        py_ms = best_ms(lambda: v(texts), args.runs)
+        graph_ms = best_ms(lambda: tok_only.run(None, {"text": np.array(texts, dtype=object)}), args.runs)
+        num_ms = best_ms(lambda: numeric.run(None, {"vectorize": ids}), args.runs)
+        full_ms = best_ms(lambda: full.run(None, feed), args.runs)
+        cpp_ms = None
+        if cpp:
+            f = tmp / f"texts{n}.txt"
+            f.write_text("\n".join(texts * 4) + "\n", encoding="utf-8")
+            r = subprocess.run(["taskset", "-c", "0", cpp, "--build", str(host_dir), "--texts", str(f),
+                                "--batch", str(args.batch), "--seconds", "0.5"], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"C++ bench failed: {r.stderr}")
+            cpp_ms = json.loads(r.stdout)["ms_per_batch"]
+        row = {"words": n, "batch": args.batch, "python_ms": round(py_ms, 3),
+               "cpp_ms": round(cpp_ms, 4) if cpp_ms is not None else None, "in_graph_ms": round(graph_ms, 3),
+               "model_ids_ms": round(num_ms, 3), "model_text_ms": round(full_ms, 3)}
+        out.append(row)
+        share = [f"{t / (t + num_ms):.0%}" if t is not None else "-" for t in (py_ms, cpp_ms, graph_ms)]
+        print(f"{n:>5} {py_ms:>8.3f} {(f'{cpp_ms:.4f}' if cpp_ms is not None else '-'):>8} {graph_ms:>9.3f} "
+              f"{num_ms:>10.3f} {full_ms:>11.3f}  {', '.join(share)}")
+    if not cpp:
+        print("c++: not measured (build cpp/ with -DRNNCOMPILE_BUILD_BENCHMARKS=ON and pass --cpp PATH)")
+    return out
 
 
 if __name__ == "__main__":
