@@ -90,10 +90,9 @@ def lower_text_vectorization(g: GraphBuilder, text: str, v: TextVectorizer, rank
 
 # -- the steps -------------------------------------------------------------------------------
 def _delete_chars(g: GraphBuilder, x: str, chars: str) -> str:
-    """x [B] with every character of `chars` deleted, in the order of `chars`. The first _RARE:
-    only when some text holds one of them (RegexFullMatch, an If), by splitting the text on each in
-    turn and joining the pieces once. Each of the others: split on it and join the pieces again
-    when one was split."""
+    """x [B] with every character of `chars` deleted, in the order of `chars`. The first _RARE
+    only when some text holds one of them (RegexFullMatch, an If); each character by splitting
+    the texts on it and joining the pieces again (`_replace_chars`)."""
     rare, common = chars[:_RARE], chars[_RARE:]
     if rare:
         clean = g.op("RegexFullMatch", x, pattern="(?s)[^" + re.escape(rare) + "]*")        # [B]
@@ -101,16 +100,23 @@ def _delete_chars(g: GraphBuilder, x: str, chars: str) -> str:
                                                           g.cast(g.op("Not", clean), "int64"), axis=0), [0]),
                     g.const(_I64(0)))
         then = g.subgraph("rare")
-        pieces = then.unsqueeze(x, [1])                                                      # [B, 1]
-        for c in rare:
-            pieces = _split_pieces(then, pieces, c)                                          # [B, P]
-        then.add_output(_concat_last_axis(then, pieces), then.fresh("text"), "string", [None])
+        then.add_output(_replace_chars(then, x, rare, ""), then.fresh("text"), "string", [None])
         x = g.op("If", some, then_branch=then.to_graph(), else_branch=_identity_branch(g, "no_rare", x))
-    for c in common:
+    return _replace_chars(g, x, common, "")
+
+
+def _replace_chars(g: GraphBuilder, x: str, chars: str, by: str) -> str:
+    """x [B] with every character of `chars` replaced by `by` ("" deletes it), one after the
+    other: the texts split on the character ([B, m]) and the pieces joined again, each but the
+    last followed by `by` (a trailing `by` = " " too: harmless before the whitespace split). The
+    join is skipped (an If) when no text held the character. Each step is [B] -> [B, m] -> [B],
+    so memory stays linear in the text's length, whatever the batch holds."""
+    for c in chars:
         y, _ = g.op("StringSplit", x, n_out=2, delimiter=c)                                  # [B, m]
         one = g.op("Equal", g.squeeze(g.dim(y, 1), [0]), g.const(_I64(1)))
         then = g.subgraph("join")
-        then.add_output(_concat_last_axis(then, y), then.fresh("text"), "string", [None])
+        pieces = y if not by else then.op("StringConcat", y, then.const(np.array(by, object)))
+        then.add_output(_concat_last_axis(then, pieces), then.fresh("text"), "string", [None])
         same = g.subgraph("unsplit")                         # no text held c: its one column
         same.add_output(same.squeeze(y, [1]), same.fresh("text"), "string", [None])
         x = g.op("If", one, then_branch=same.to_graph(), else_branch=then.to_graph())
@@ -126,11 +132,11 @@ def _identity_branch(g: GraphBuilder, name: str, x: str):
 
 def _split_whitespace(g: GraphBuilder, x: str) -> str:
     """Tokens [B, K] of x [B], split on runs of the six ASCII whitespace characters, left-aligned,
-    padded with ""."""
-    pieces = g.unsqueeze(x, [1])
-    for c in WHITESPACE[1:]:
-        pieces = _split_pieces(g, pieces, c)
-    return _split_pieces(g, pieces, None)
+    padded with "": the five others than ' ' replaced by ' ' first (splitting the tokens on each in
+    turn instead would hold [B, K, m] pieces: quadratic in a batch where one text has many tabs
+    and another many newlines), then onnxruntime's split on runs of ' '."""
+    x = _replace_chars(g, x, WHITESPACE[1:], " ")
+    return _split_pieces(g, g.unsqueeze(x, [1]), None)
 
 
 def _split_pieces(g: GraphBuilder, pieces: str, delimiter: str | None) -> str:

@@ -268,3 +268,13 @@ def test_in_graph_ids_equal_keras_goldens(case, texts, vocabulary):
         want = np.zeros((want.shape[0], 1), np.int64)
     got = _session(v, 2).run(None, {"text": np.array(texts, dtype=object).reshape(-1, 1)})[0]
     np.testing.assert_array_equal(got, want)
+
+
+def test_memory_stays_linear_when_rows_hold_different_separators():
+    """One text of many tabs, another of many newlines, others of many rare punctuation
+    characters: split in turn per token, the pieces would be [B, K, m] (20,000 x 20,000 strings
+    here, tens of GB); replaced in the texts, each step is [B, m]. Exact, and fast enough to run."""
+    n = 20000
+    v = TextVectorizer(tuple(full_vocabulary(["a", "b", "cd"])), "lower_and_strip_punctuation", "whitespace", None, 8)
+    texts = ["a\t" * n, "b\n" * n, "c," * n + " d" * n, "e#" * n, "f$" * n + "\r" * n + "\x0b\x0c" * n]
+    _check(v, texts, 1)
