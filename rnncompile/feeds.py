@@ -160,24 +160,9 @@ def read_inputs(path: str | Path, names: list[str] | None = None) -> dict[str, n
 
 def _read_lines(path: Path) -> list[str]:
     """A UTF-8 text file, one text per line ("\n" or "\r\n"; a final newline ends the last line)."""
-    from .limits import current
+    from .jsonfile import read_text_lines
 
-    try:
-        size = path.stat().st_size
-        if size > current().json_bytes:
-            raise RunError(f"input file of {size} bytes is over the {current().json_bytes}-byte limit "
-                           f"(--max-json-bytes)", where=str(path))
-        raw = path.read_bytes()
-    except OSError as e:
-        raise RunError(f"cannot read input file: {e.strerror or e}", where=str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RunError(f"not UTF-8 (byte {e.start})", where=str(path)) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in read_text_lines(path, "input file", RunError)]
     if not lines:
         raise RunError("no texts: the file is empty", where=str(path))
     return lines

@@ -77,3 +77,27 @@ def read_json_file(path: str | Path, what: str, error: type[RnnCompileError]) ->
     except UnicodeDecodeError as e:
         raise error([Problem(where, f"cannot read {what}: {e}")]) from None
     return parse_json(text, where, error)
+
+
+def read_text_lines(path: str | Path, what: str, error: type[RnnCompileError], limit: int | None = None) -> list[str]:
+    """The lines of a UTF-8 text file read as data (a vocabulary, texts to classify): its size
+    checked against `limit` (default: the JSON byte limit, --max-json-bytes) before reading; "\\n"
+    ends a line and a final one ends the last line (so "a\\nb\\n" and "a\\nb" are two lines). Raises
+    `error` naming the file."""
+    path = Path(path)
+    limit = limits.current().json_bytes if limit is None else limit
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise error(f"{what} of {size} bytes is over the {limit}-byte limit", where=str(path))
+        raw = path.read_bytes()
+    except OSError as e:
+        raise error(f"cannot read {what}: {e.strerror or e}", where=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{what} is not UTF-8 (byte {e.start})", where=str(path)) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines

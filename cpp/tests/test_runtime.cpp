@@ -14,57 +14,17 @@
 #include <thread>
 
 #include "rnncompile/runtime.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace rnncompile;
+using rnncompile_test::TempDir;
+using rnncompile_test::failures;
+using rnncompile_test::expect_error;
 
 namespace {
 
 std::string models_dir;
-int failures = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::cerr << __FILE__ << ":" << __LINE__ << ": CHECK failed: " #cond << "\n"; \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
-
-// `call` must throw rnncompile::Error whose what() contains every fragment.
-void expect_error(const std::function<void()>& call, const std::vector<std::string>& fragments, int line) {
-  try {
-    call();
-  } catch (const Error& e) {
-    for (const auto& f : fragments)
-      if (std::string(e.what()).find(f) == std::string::npos) {
-        std::cerr << "line " << line << ": error \"" << e.what() << "\" lacks \"" << f << "\"\n";
-        ++failures;
-      }
-    return;
-  } catch (const std::exception& e) {
-    std::cerr << "line " << line << ": expected rnncompile::Error, got std::exception: " << e.what() << "\n";
-    ++failures;
-    return;
-  }
-  std::cerr << "line " << line << ": expected an rnncompile::Error, nothing was thrown\n";
-  ++failures;
-}
-#define EXPECT_ERROR(call, ...) expect_error([&] { call; }, {__VA_ARGS__}, __LINE__)
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "rnncompile-test-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& name, const std::string& text) const { std::ofstream(path / name) << text; }
-};
 
 std::string model_path(const std::string& name) { return models_dir + "/" + name; }
 

@@ -34,28 +34,14 @@ MAX_LENGTH = 1 << 16
 def _read_vocabulary_file(path: Path) -> list[str]:
     """Keras's vocabulary file format (one term per line, UTF-8; "\\n" ends a line, a final empty
     line is no term) or, for a .json file, a JSON array of strings."""
-    from ..jsonfile import read_json_file
+    from ..jsonfile import read_json_file, read_text_lines
 
     if path.suffix.lower() == ".json":
         data = read_json_file(path, "vocabulary file", SpecError)
         if not isinstance(data, list):
             raise SpecError("expected a JSON array of strings", where=str(path))
         return data
-    try:
-        size = path.stat().st_size
-        if size > 256 << 20:
-            raise SpecError(f"vocabulary file of {size} bytes is over the 256 MiB limit", where=str(path))
-        raw = path.read_bytes()
-    except OSError as e:
-        raise SpecError(f"cannot read vocabulary file: {e.strerror or e}", where=str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 (byte {e.start})", where=str(path)) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
+    return read_text_lines(path, "vocabulary file", SpecError, limit=256 << 20)
 
 
 @register
