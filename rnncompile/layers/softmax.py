@@ -65,7 +65,7 @@ class Softmax(Layer):
 
     def lowering(self, target=None) -> str:
         return "Softmax" if len(self._axes(self.input_types[0].rank)) == 1 else \
-            "ReduceMax, Sub, Exp, ReduceSum, Div"
+            "ReduceMax + Sub + Exp + ReduceSum + Div"
 
     def lower(self, g, inputs, weights):
         (x,) = inputs
