@@ -373,7 +373,7 @@ _GOLDEN_PINNED = ("Concatenate", "Add", "Subtract", "Multiply", "Average", "Maxi
                   "BatchNormalization", "LayerNormalization", "RepeatVector", "Flatten", "Reshape",
                   "Permute", "Conv1D", "MaxPooling1D", "AveragePooling1D", "LeakyReLU", "Attention",
                   "AdditiveAttention", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dot", "PReLU",
-                  "CategoryEncoding")
+                  "CategoryEncoding", "ReLU", "ELU", "Softmax")
 #: Kinds pinned by model fixtures made with real Keras (TensorFlow backend: tools/make_text_goldens.py)
 _FIXTURE_PINNED = {"TextVectorization": "text_*.keras"}
 

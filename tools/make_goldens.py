@@ -100,6 +100,10 @@ KERAS_CLASSES = {
     "Attention": dict(weights=_present("scale", "concat_score_weight")),
     "AdditiveAttention": dict(weights=_present("scale")),
     "CategoryEncoding": dict(feeds=lambda cfg: ("tokens", cfg["num_tokens"])),
+    # activation layers with options (A14): keep the mask; an input read first by a ReLU gets floats
+    # on a 0.1 grid (up to about +-9) with exact ties (RELU_TIES) at the start of row 0
+    "ReLU": dict(mask=_keep_mask, feeds=lambda cfg: ("grid", RELU_TIES)),
+    "ELU": dict(mask=_keep_mask),
     # the wrapped layer's weights, under the wrapper's name; Keras keeps the [batch, time] mask
     "TimeDistributed": dict(mask=_keep_mask, weights=lambda prefix, layer: _present("kernel", "bias")(
         prefix, layer.layer)),
@@ -317,6 +321,9 @@ def L(cls, name, **kw):
 
 
 VOCAB = 10
+#: exact float32 values fed first (row 0) to an input read by a ReLU: ties with the thresholds and
+#: max_values of the relu_* cases, their float32 neighbours, 0 and -0
+RELU_TIES = (0.3, 0.0, -0.0, 0.5, 6.0, 0.2, -0.3, 0.29999998, 0.30000004, 6.0000005, 1.0, -6.0)
 KINDS = {  # prefix -> (class_name, extra fields, units)
     "simplernn": ("SimpleRNN", {}, 4),
     "lstm": ("LSTM", {}, 4),
@@ -841,6 +848,44 @@ def breadth_cases():
         L("LeakyReLU", "leaky2")],
         ["leaky2", "leaky"], desc="LeakyReLU negative_slope 0.05 and the default 0.3; keeps the mask")
 
+    # --- activation layers with their options (A14) ----------------------------------------------
+    relus, k = [], 0
+    for mx in (None, 6.0, 0.5, 0.0):
+        for slope in (0.0, 0.2):
+            for thr in (0.0, 0.3):
+                relus.append(L("ReLU", f"relu{k}", inputs="x", max_value=mx, negative_slope=slope,
+                               threshold=thr))
+                k += 1
+    relus.append(L("ReLU", f"relu{k}", inputs="x", max_value=0.2, negative_slope=0.1, threshold=0.3))
+    case("relu_options_grid", [Inp("x", [None, 3])] + relus, [r["name"] for r in relus],
+         desc="ReLU: every combination of max_value (None, 6, 0.5, 0), negative_slope (0, 0.2) and "
+              "threshold (0, 0.3), and max_value 0.2 under threshold 0.3; inputs on a 0.1 grid "
+              "with exact ties (x == threshold, x == max_value, 0, -0) at the start of row 0")
+    case("relu_threshold_slope_max_emb_mask_gru", emb_front() + [
+        L("ReLU", "relu", max_value=0.25, negative_slope=0.3, threshold=0.1),
+        rnn("gru", return_sequences=True), L("ReLU", "relu2", negative_slope=0.5)],
+        ["relu2", "relu"], desc="ReLU with all three options keeps the Embedding mask (the GRU skips "
+                                "masked steps), then ReLU(negative_slope=0.5) (Keras's leaky_relu path)")
+    case("elu_alphas", [Inp("x", [None, 3])] + [
+        L("ELU", f"elu{i}", inputs="x", alpha=a) for i, a in enumerate((1.0, 0.5, 2.5, -0.7, 0.0))],
+        [f"elu{i}" for i in range(5)], desc="ELU alpha 1 (default), 0.5, 2.5, -0.7 (Keras computes a "
+                                            "negative alpha as written), 0")
+    case("elu_alpha_emb_mask_lstm", emb_front() + [
+        L("ELU", "elu", alpha=0.4), rnn("lstm", return_sequences=True)],
+        ["rnn", "elu"], desc="ELU(alpha=0.4) keeps the Embedding mask")
+    case("softmax_axes", [Inp("x", [None, 3]), Inp("img", [4, 5, 3])] + [
+        L("Softmax", "sm_last", inputs="x"), L("Softmax", "sm_time", inputs="x", axis=1),
+        L("Softmax", "sm_both", inputs="x", axis=[1, 2]), L("Softmax", "sm_list1", inputs="x", axis=[-2]),
+        L("Softmax", "sm_img_rows", inputs="img", axis=1),
+        L("Softmax", "sm_img_two", inputs="img", axis=[1, 3]),
+        L("Softmax", "sm_img_three", inputs="img", axis=[-1, 1, 2]),
+        rnn("lstm", inputs="x", return_sequences=True), L("Softmax", "sm_over_time", axis=1)],
+        ["sm_last", "sm_time", "sm_both", "sm_list1", "sm_img_rows", "sm_img_two", "sm_img_three",
+         "sm_over_time"],
+        desc="Softmax over the last axis (default), time (variable T), [time, features], a one-axis "
+             "list, and over one, two and three axes of a (4, 5, 3) input; over time of an LSTM's "
+             "sequence")
+
 
 # ---------------------------------------------------------------------------------------------
 # Generating one case
@@ -908,6 +953,9 @@ def make_inputs(spec, info, rng, chunk):
                 out[l["name"]] = rng.normal(0, 1, (B, F)).astype(dtype)
                 continue
             x = rng.normal(0, 1, (B, T, F)).astype(dtype)
+            if kind == "grid":
+                x = np.round(rng.normal(0, 3, (B, T, F)), 1).astype(dtype)
+                x[0].flat[:len(arg)] = np.asarray(arg, dtype)
             if kind == "masked":
                 m = mask_matrix(info["patterns"][:B], T, chunk + 3 * n_masked)
                 n_masked += 1
@@ -1073,6 +1121,24 @@ def check_facts(generated: dict[str, tuple[dict, dict]]) -> list[tuple[str, bool
     except Exception:
         crashed = True
     fact("F12 torch backend: unroll=True + go_backwards=True + mask raises", crashed)
+
+    # F13: Keras's Softmax applies a [batch, time] mask to the input's LAST two axes
+    inp = keras.Input((None,), dtype="int32")
+    e = keras.layers.Embedding(6, 4, mask_zero=True)(inp)
+    m = keras.Model(inp, keras.layers.Softmax()(e))
+    try:
+        m(np.array([[1, 2, 3, 0], [0, 4, 5, 1], [1, 1, 0, 0]], "int32"))
+        raised = False
+    except ValueError:
+        raised = True
+    y = to_np(m(np.array([[1, 2, 3, 0]], "int32")))       # batch 1, time 4 == features 4
+    fact("F13 Softmax on a masked (batch, time, features) sequence raises ValueError; with batch 1 "
+         "and time == features the mask of step t zeroes feature t of EVERY step",
+         raised and np.all(y[0, :, 3] == 0) and np.all(y[0, 3, :3] != 0))
+    x = np.array([0.3, 0.2, 0.4, 6.0, 7.0], "float32")
+    y = to_np(keras.layers.ReLU(threshold=0.3, max_value=6.0, negative_slope=0.5)(x))
+    fact("F14 ReLU: x == float32(threshold) gives 0; the slope acts on threshold - x; max clips",
+         y[0] == 0 and np.isclose(y[1], -0.05) and y[2] == np.float32(0.4) and y[3] == 6 and y[4] == 6)
     return res
 
 
