@@ -506,7 +506,9 @@ class Converter:
                 if used != x.mask and not merge_mask(self, used, x):
                     self.fail(f"is called with mask {_describe_mask(used)}, but rnncompile derives a "
                               f"layer's mask from its input, which carries {_describe_mask(x.mask)}; a "
-                              f"mask passed from elsewhere is not supported", n.layer, n.cls)
+                              f"mask passed from elsewhere must be a bool (batch, time) tensor: a bool "
+                              f"model input, or computed from model tensors by the ops "
+                              f"{', '.join(sorted(self.mask_kinds))}", n.layer, n.cls)
                     return None
             elif init_refs and x.mask is not None:
                 # Keras 3 fills a missing mask in (from the input, at run time) only for a call
