@@ -203,4 +203,4 @@ def test_refuses_a_mask_that_is_not_batch_by_time(tmp_path):
 def test_refuses_a_non_bool_mask_tensor(tmp_path):
     def edit(layers):
         layers["gru_w"]["inbound_nodes"][0]["kwargs"]["mask"]["config"]["keras_history"] = ["w", 0, 0]
-    _refused(_edited(tmp_path, "explicit_mask_compare", edit), "'gru_w'", "must be a bool (batch, time) tensor")
+    _refused(_edited(tmp_path, "explicit_mask_compare", edit), "'gru_w'", "unless it is a bool (batch, time) tensor")

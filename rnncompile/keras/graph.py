@@ -506,8 +506,8 @@ class Converter:
                 if used != x.mask and not merge_mask(self, used, x):
                     self.fail(f"is called with mask {_describe_mask(used)}, but rnncompile derives a "
                               f"layer's mask from its input, which carries {_describe_mask(x.mask)}; a "
-                              f"mask passed from elsewhere must be a bool (batch, time) tensor: a bool "
-                              f"model input, or computed from model tensors by the ops "
+                              f"mask passed from elsewhere is not supported unless it is a bool (batch, "
+                              f"time) tensor: a bool model input, or computed from model tensors by the ops "
                               f"{', '.join(sorted(self.mask_kinds))}", n.layer, n.cls)
                     return None
             elif init_refs and x.mask is not None:
