@@ -380,12 +380,12 @@ def test_refuses_a_different_backward_layer(tmp_path):
 
 
 def test_refuses_a_mask_from_elsewhere(tmp_path):
-    """The decoder's explicit mask is rewired to the encoder tokens' mask: not expressible."""
+    """The decoder's explicit mask is rewired to the encoder's int32 tokens (not a bool mask, no
+    op computes one from them): not expressible. (A mask computed from them, NotEqual(enc_tokens,
+    0), is imported: tests/test_explicit_masks.py.)"""
     def edit(cfg):
-        ops = [l for l in cfg["config"]["layers"] if l["class_name"] == "NotEqual"]
-        enc_ne = next(o for o in ops if o["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0] == "enc_tokens")
         dec = _layer(cfg, "decoder")
-        dec["inbound_nodes"][0]["kwargs"]["mask"]["config"]["keras_history"] = [enc_ne["name"], 0, 0]
+        dec["inbound_nodes"][0]["kwargs"]["mask"]["config"]["keras_history"] = ["enc_tokens", 0, 0]
     p = _rewrite_keras(MODELS / "encdec_explicit_mask.keras", tmp_path / "mask.keras", edit)
     _refused(p, "'decoder'", "LSTM", "mask", "enc_tokens", kind=SpecError)
 

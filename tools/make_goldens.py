@@ -104,6 +104,11 @@ KERAS_CLASSES = {
     # on a 0.1 grid (up to about +-9) with exact ties (RELU_TIES) at the start of row 0
     "ReLU": dict(mask=_keep_mask, feeds=lambda cfg: ("grid", RELU_TIES)),
     "ELU": dict(mask=_keep_mask),
+    # explicit masks computed by keras.ops (issue 14): an Input read by a comparison is fed values
+    # that compare True on valid steps and False on padded ones; a bool Input is a mask pattern
+    "Compare": dict(feeds=lambda cfg: ("compared", cfg)),
+    "LogicalOp": dict(feeds=lambda cfg: ("bool_masked", None)),
+    "SetMask": dict(feeds=lambda cfg: ("bool_masked", None)),
     # the wrapped layer's weights, under the wrapper's name; Keras keeps the [batch, time] mask
     "TimeDistributed": dict(mask=_keep_mask, weights=lambda prefix, layer: _present("kernel", "bias")(
         prefix, layer.layer)),
@@ -175,6 +180,15 @@ def make_layer(cfg: dict, name: str | None):
     return getattr(keras.layers, cls)(**kw)
 
 
+#: Spec kinds that are keras.ops calls, not Keras layers (explicit masks computed in a model).
+OP_KINDS = {
+    "Compare": lambda cfg, x: getattr(keras.ops, cfg["op"])(x, cfg["value"]),
+    "LogicalOp": lambda cfg, x: (keras.ops.logical_not(x) if cfg["op"] == "not"
+                                 else getattr(keras.ops, f"logical_{cfg['op']}")(*x)),
+    "ReduceBool": lambda cfg, x: getattr(keras.ops, cfg["op"])(x, axis=-1),
+}
+
+
 def parse_ref(ref: str):
     if ":" in ref:
         name, k = ref.rsplit(":", 1)
@@ -194,6 +208,7 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
     masks: dict[str, object] = {}  # name -> explicit mask tensor of its first output (or None)
     inputs = []
     prev = prev_name = None
+    explicit_from: set[str] = set()   # SetMask layers: their consumers get mask= explicitly
 
     def get(ref):
         name, k = parse_ref(ref)
@@ -213,6 +228,13 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
             t = keras.Input(**kw)
             inputs.append(t)
             res = [t]
+        elif cls in OP_KINDS:
+            src = cfg["inputs"]
+            res = [OP_KINDS[cls](cfg, [get(r) for r in src] if isinstance(src, list) else get(src))]
+        elif cls == "SetMask":   # [x, m]: the next layer is called as layer(x, mask=m)
+            x_ref, m_ref = cfg["inputs"]
+            res, mask_out = [get(x_ref)], get(m_ref)
+            explicit_from.add(name)
         else:
             layer = make_layer(cfg, name)
             if "inputs" in cfg:
@@ -222,6 +244,9 @@ def build_keras(spec: dict, explicit_mask: bool = False) -> keras.Model:
             else:
                 x, mask_in = prev, masks.get(prev_name)
             kw = {k: cfg[k] for k in CALL_KW if k in cfg}
+            src_name = parse_ref(cfg["inputs"])[0] if isinstance(cfg.get("inputs"), str) else prev_name
+            if src_name in explicit_from:
+                kw["mask"] = mask_in
             if "initial_state" in cfg:
                 kw["initial_state"] = [get(r) for r in cfg["initial_state"]]
                 if explicit_mask and mask_in is not None:
@@ -734,6 +759,36 @@ def breadth_cases():
     case("layernorm_two_axes_nocenter", [Inp("x", [6, 3]),
          L("LayerNormalization", "ln", axis=[1, 2], center=False, epsilon=0.1)],
          ["ln"], desc="LayerNormalization over axes [1, 2], center=False")
+    case("explicit_mask_not_equal_ids_lstm", [Inp("x", [None, 3]), Inp("ids", [None], "int32"),
+         L("Compare", "ne", inputs="ids", op="not_equal", value=0), L("SetMask", "s", inputs=["x", "ne"]),
+         rnn("lstm", return_sequences=True), rnn("gru", name="rnn2", inputs="rnn")],
+         ["rnn", "rnn2"], desc="mask=ops.not_equal(ids, 0) of another Input on an LSTM over floats; its "
+                               "output sequence carries that mask on to a GRU")
+    case("explicit_mask_greater_float_gru", [Inp("x", [None, 3]), Inp("w", [None]),
+         L("Compare", "gt", inputs="w", op="greater", value=0.25), L("SetMask", "s", inputs=["x", "gt"]),
+         rnn("gru", return_sequences=True)],
+         ["rnn"], desc="mask=ops.greater(w, 0.25) of a float (batch, time) Input on a GRU")
+    case("explicit_mask_less_equal_ids_simplernn", [Inp("x", [None, 3]), Inp("ids", [None], "int32"),
+         L("Compare", "le", inputs="ids", op="less_equal", value=4), L("SetMask", "s", inputs=["x", "le"]),
+         rnn("simplernn")],
+         ["rnn"], desc="mask=ops.less_equal(ids, 4) on a SimpleRNN (last output)")
+    case("explicit_mask_logical_gru", [Inp("x", [None, 3]), Inp("a", [None], "bool"), Inp("b", [None], "bool"),
+         L("LogicalOp", "na", inputs="a", op="not"), L("LogicalOp", "x1", inputs=["na", "b"], op="xor"),
+         L("LogicalOp", "m", inputs=["x1", "a"], op="or"), L("LogicalOp", "m2", inputs=["m", "b"], op="and"),
+         L("SetMask", "s", inputs=["x", "m2"]), rnn("gru", return_sequences=True)],
+         ["rnn"], desc="mask=logical_and(logical_or(logical_xor(logical_not(a), b), a), b) of bool Inputs")
+    case("explicit_mask_any_all_not_equal", [Inp("x", [None, 3]),
+         L("Compare", "nz", inputs="x", op="not_equal", value=0.0),
+         L("ReduceBool", "any", inputs="nz", op="any"), L("ReduceBool", "all", inputs="nz", op="all"),
+         L("SetMask", "s", inputs=["x", "any"]), rnn("lstm", return_sequences=True),
+         L("SetMask", "s2", inputs=["x", "all"]), rnn("gru", name="rnn2")],
+         ["rnn", "rnn2"], desc="mask=ops.any / ops.all(ops.not_equal(x, 0), axis=-1) of the layer's own "
+                               "unmasked float input (Masking's form, without a Masking layer)")
+    case("explicit_mask_overrides_embedding_mask", emb_front() + [Inp("t2", [None], "int32"),
+         L("Compare", "ne", inputs="t2", op="not_equal", value=0), L("SetMask", "s", inputs=["emb", "ne"]),
+         rnn("gru", return_sequences=True), rnn("lstm", name="rnn2", inputs="rnn")],
+         ["rnn", "rnn2"], desc="mask=ops.not_equal(t2, 0) replaces the Embedding(mask_zero) mask of "
+                               "tokens (the explicit mask wins) and travels on to the LSTM")
     case("categoryencoding_onehot_lstm", [Inp("tokens", [None], "int32"),
          L("CategoryEncoding", "oh", num_tokens=VOCAB, output_mode="one_hot"), rnn("lstm", return_sequences=True)],
          ["rnn", "oh"], desc="CategoryEncoding(one_hot) appends a num_tokens axis to (batch, time) ids, then an LSTM")
@@ -922,7 +977,7 @@ def input_kind(spec, inp):
 def make_inputs(spec, info, rng, chunk):
     ins = [l for l in spec["layers"] if l["class_name"] == "Input"]
     kinds = [input_kind(spec, l) for l in ins]
-    masked = any(k[0] in ("tokens_masked", "masked") for k in kinds)
+    masked = any(k[0] in ("tokens_masked", "masked", "compared", "bool_masked") for k in kinds)
     B = info["batch"] or next((l["batch_size"] for l in ins if "batch_size" in l), None)
     B = B or (len(info["patterns"]) if masked else 4)
     T = info["T"]
@@ -936,6 +991,13 @@ def make_inputs(spec, info, rng, chunk):
             continue
         if kind != "float" or len(shape) == 2:  # a sequence input: [T or null, (F)] (not images)
             assert shape[0] in (None, T), (l, T)
+        if kind == "bool_masked" and dtype != np.bool_:
+            kind = "float"   # the sequence a SetMask puts the mask on
+        if kind in ("compared", "bool_masked"):
+            m = mask_matrix(info["patterns"][:B], T, chunk + 3 * n_masked)
+            n_masked += 1
+            out[l["name"]] = m if kind == "bool_masked" else compared_values(arg, m, dtype, shape, rng)
+            continue
         if kind in ("tokens", "tokens_masked"):
             if kind == "tokens":
                 out[l["name"]] = rng.integers(0, arg, (B, T, *shape[1:])).astype(dtype)
@@ -967,6 +1029,30 @@ def make_inputs(spec, info, rng, chunk):
                         break
             out[l["name"]] = x
     return out
+
+
+def compared_values(cfg, m, dtype, shape, rng):
+    """Values of shape (B, T, *shape[1:]) that compare True (cfg: a Compare layer) on the steps
+    where m is True and False on the others (every feature of a padded step; on valid steps of
+    an input with features, one feature of one row compares False, for any() vs all())."""
+    op, v = cfg["op"], cfg["value"]
+    full = (*m.shape, *shape[1:])
+    if np.issubdtype(dtype, np.integer):
+        up, down = rng.integers(1, VOCAB, full), -rng.integers(1, VOCAB, full)
+    else:
+        up, down = rng.uniform(0.1, 1.0, full), -rng.uniform(0.1, 1.0, full)
+    true_, false_ = {"not_equal": (v + up, np.full(full, v)), "equal": (np.full(full, v), v + up),
+                     "greater": (v + up, v + down + (0 if np.issubdtype(dtype, np.integer) else 0.05)),
+                     "greater_equal": (v + up - 1 if np.issubdtype(dtype, np.integer) else v + up, v + down),
+                     "less": (v + down, v - down - (0 if np.issubdtype(dtype, np.integer) else 0.05)),
+                     "less_equal": (v + down + 1 if np.issubdtype(dtype, np.integer) else v + down,
+                                    v - down)}[op]
+    mm = m.reshape(*m.shape, *[1] * (len(full) - 2))
+    x = np.where(mm, true_, false_)
+    if len(full) > 2:
+        b, t = np.argwhere(m)[0]
+        x[b, t, 0] = false_[b, t, 0]
+    return x.astype(dtype)
 
 
 def to_np(t):

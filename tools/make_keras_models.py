@@ -486,6 +486,86 @@ def _(rng):
     return keras.Model(img, y, name="breadth_crnn"), [rng.normal(size=(3, 8, 10, 1)).astype("float32")]
 
 
+@fixture("explicit_mask_compare", h5=True)
+def _(rng):
+    """Explicit masks computed by Keras ops from other model inputs: ops.not_equal(ids, 0) on an
+    LSTM over floats (its output sequence carries that mask on to a GRU), ops.greater(w, 0.0) and
+    ops.less(0.5, w) (operands swapped) on a float [batch, time] input, ops.cast(ids, "bool")
+    on a SimpleRNN, ops.greater_equal(ids, 1) on a Bidirectional; every padding pattern."""
+    x = keras.Input((None, 3), name="x")
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    w = keras.Input((None,), name="w")
+    h = layers.LSTM(4, return_sequences=True, name="lstm")(x, mask=ops.not_equal(ids, 0))
+    g = layers.GRU(3, name="gru_after")(h)
+    g2 = layers.GRU(2, return_sequences=True, name="gru_w")(x, mask=ops.greater(w, 0.0))
+    g3 = layers.GRU(2, name="gru_w_swapped")(x, mask=ops.less(0.5, w))
+    s = layers.SimpleRNN(3, return_sequences=True, name="srnn")(x, mask=ops.cast(ids, "bool"))
+    b = layers.Bidirectional(layers.GRU(2), name="bigru")(x, mask=ops.greater_equal(ids, 1))
+    tok = token_batch(rng)
+    valid = token_batch(rng)[[3, 4, 0, 1, 2]] != 0
+    wv = np.where(valid, rng.uniform(0.1, 1.0, valid.shape), -rng.uniform(0.0, 1.0, valid.shape))
+    return (keras.Model([x, ids, w], [h, g, g2, g3, s, b], name="explicit_mask_compare"),
+            [rng.normal(size=(5, tok.shape[1], 3)).astype("float32"), tok, wv.astype("float32")])
+
+
+@fixture("explicit_mask_logical", h5=True)
+def _(rng):
+    """Explicit masks combined by ops.logical_and / logical_or / logical_not / logical_xor of bool
+    model inputs and a comparison; every padding pattern in each operand."""
+    x = keras.Input((None, 3), name="x")
+    a = keras.Input((None,), dtype="bool", name="a")
+    b = keras.Input((None,), dtype="bool", name="b")
+    t = keras.Input((None,), dtype="int32", name="t")
+    g = layers.GRU(3, return_sequences=True, name="gru_and")(x, mask=ops.logical_and(a, b))
+    m = ops.logical_or(ops.logical_not(a), ops.not_equal(t, 0))
+    h = layers.LSTM(2, return_sequences=True, name="lstm_or_not")(x, mask=m)
+    k = layers.GRU(2, name="gru_xor")(x, mask=ops.logical_xor(a, b))
+    av = token_batch(rng) != 0
+    bv = token_batch(rng)[[1, 2, 3, 4, 0]] != 0
+    return (keras.Model([x, a, b, t], [g, h, k], name="explicit_mask_logical"),
+            [rng.normal(size=(5, av.shape[1], 3)).astype("float32"), av, bv, token_batch(rng)])
+
+
+@fixture("explicit_mask_override", h5=True)
+def _(rng):
+    """An explicit computed mask wins over the mask the input carries: Embedding(mask_zero) of
+    `t` with mask=ops.not_equal(t2, 0) (the LSTM's output then carries t2's mask to a GRU); a
+    Masking-style ops.any(ops.not_equal(x, 0), axis=-1) and an ops.all(...) on an unmasked float
+    input; a mask computed from a layer's output (ops.any(ops.greater(Dense(x), 0), -1))."""
+    t = keras.Input((None,), dtype="int32", name="t")
+    t2 = keras.Input((None,), dtype="int32", name="t2")
+    x = keras.Input((None, 3), name="x")
+    e = layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")(t)
+    h = layers.LSTM(3, return_sequences=True, name="lstm")(e, mask=ops.not_equal(t2, 0))
+    g = layers.GRU(2, return_sequences=True, name="gru_after")(h)
+    a = layers.GRU(2, return_sequences=True, name="gru_any")(x, mask=ops.any(ops.not_equal(x, 0.0), axis=-1))
+    al = layers.GRU(2, name="gru_all")(x, mask=ops.all(ops.not_equal(x, 0.0), axis=-1))
+    d = layers.Dense(2, name="dense")(x)
+    dl = layers.LSTM(2, return_sequences=True, name="lstm_dense_mask")(
+        x, mask=ops.any(ops.greater(d, 0.0), axis=-1))
+    feats = feature_batch(rng)
+    feats[0, 2, 1] = 0.0     # one zero feature on a valid step: any() keeps it, all() drops it
+    return (keras.Model([t, t2, x], [h, g, a, al, dl], name="explicit_mask_override"),
+            [token_batch(rng), token_batch(rng)[[4, 3, 2, 1, 0]], feats])
+
+
+@fixture("explicit_mask_attention", h5=True)
+def _(rng):
+    """Computed explicit masks given to Attention (mask=[query_mask, value_mask]) and to
+    GlobalAveragePooling1D; no fully masked row (Keras pools it to NaN)."""
+    q = keras.Input((None, 3), name="q")
+    v = keras.Input((None, 3), name="v")
+    tq = keras.Input((None,), dtype="int32", name="tq")
+    tv = keras.Input((None,), dtype="int32", name="tv")
+    att = layers.Attention(name="att")([q, v], mask=[ops.not_equal(tq, 0), ops.not_equal(tv, 0)])
+    seq = layers.GRU(2, return_sequences=True, name="gru_after")(att)
+    pool = layers.GlobalAveragePooling1D(name="gap")(v, mask=ops.not_equal(tv, 0))
+    tqv, tvv = token_batch(rng, empty_row=False), token_batch(rng, empty_row=False, t=T + 2)
+    return (keras.Model([q, v, tq, tv], [att, seq, pool], name="explicit_mask_attention"),
+            [rng.normal(size=(5, T, 3)).astype("float32"), rng.normal(size=(5, T + 2, 3)).astype("float32"),
+             tqv, tvv])
+
+
 def keras2_hard_sigmoid(x):
     return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 

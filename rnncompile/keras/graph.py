@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelFileError, Problem, SpecError
-from ..layer import Layer, LayerError, TensorType
+from ..layer import REGISTRY, Layer, LayerError, TensorType
 from ..layers.set_mask import SetMask
 from .fields import KindTable, Mapped, Refused, map_layer, short
-from .list_calls import emit_list_call, merge_mask
+from .list_calls import _trefs, emit_list_call, merge_mask
 from .nodes import (Node, TRef, contains_tref, data_refs, is_number, is_op, is_tref, parse_node,
                     tensor_list)
 from .reader import Source, keras_snake
@@ -60,6 +60,9 @@ class Converter:
         self.token_readers: set[tuple] = set()
         self.layer_weights: dict[str, dict[str, np.ndarray]] = {}
         self.outputs: list[str] = []
+        self.mask_values: dict[TRef, T] = {}   # bool tensors built from Keras ops for `mask=`
+        self._leaves: dict[tuple, frozenset] = {}
+        self.mask_kinds = {c: k for k in REGISTRY.values() for c in getattr(k, "keras_mask_ops", ())}
 
     # -- problems -----------------------------------------------------------------------------
     def where(self, layer: str | None = None, cls: str | None = None) -> str:
@@ -297,7 +300,7 @@ class Converter:
         deps: dict[tuple, set] = {}
         users: dict[tuple, list] = defaultdict(list)
         for n in pending:
-            deps[n.key] = {r[:2] for r in data_refs(n) if r[:2] in pos}
+            deps[n.key] = {r[:2] for r in data_refs(n) if r[:2] in pos} | {k for k in self._op_leaves(n) if k in pos}
             for d in deps[n.key]:
                 users[d].append(n.key)
         waiting = {k: len(v) for k, v in deps.items()}
@@ -370,6 +373,8 @@ class Converter:
         if any(t is None for t in init):
             return
         x = self._bool_mask(n, kind, x)
+        if x is None:
+            return
         ignore_mask = self._check_mask(n, kind, x, init_refs)
         if ignore_mask is None:
             return
@@ -501,7 +506,9 @@ class Converter:
                 if used != x.mask and not merge_mask(self, used, x):
                     self.fail(f"is called with mask {_describe_mask(used)}, but rnncompile derives a "
                               f"layer's mask from its input, which carries {_describe_mask(x.mask)}; a "
-                              f"mask passed from elsewhere is not supported", n.layer, n.cls)
+                              f"mask passed from elsewhere is not supported unless it is a bool (batch, "
+                              f"time) tensor: a bool model input, or computed from model tensors by the ops "
+                              f"{', '.join(sorted(self.mask_kinds))}", n.layer, n.cls)
                     return None
             elif init_refs and x.mask is not None:
                 # Keras 3 fills a missing mask in (from the input, at run time) only for a call
@@ -514,22 +521,114 @@ class Converter:
             return None
         return False
 
-    def _bool_mask(self, n: Node, kind: type[Layer], x: T) -> T:
-        """A call given a bool [batch, time] tensor as `mask=` (a bool model input): a SetMask
-        layer named `<layer>.mask` puts it on x (replacing x's own mask, as Keras does)."""
+    def _bool_mask(self, n: Node, kind: type[Layer], x: T) -> T | None:
+        """A call given a bool [batch, time] tensor as `mask=` (a bool model input, or one computed
+        by Keras ops from model tensors): a SetMask layer named `<layer>.mask` puts it on x
+        (replacing x's own mask, as Keras does: the explicit mask wins, and is the mask the
+        layer passes on). None (and a problem) for a computed mask rnncompile cannot build."""
         if not n.explicit_masks or "mask" not in kind.keras_call_args:
             return x
         pos = 1 + kind.keras_call_args.index("mask")
         given = n.kwargs.get("mask", n.args[pos] if len(n.args) > pos else None)
+        return self.apply_mask(n, x, given, f"{n.spec_name}.mask")
+
+    def apply_mask(self, n: Node, x: T, given, name: str) -> T | None:
+        """x with the explicit mask `given` (a Keras tensor reference) put on it by a SetMask
+        layer `name`, where it is a bool tensor or computed by Keras ops from model tensors; x
+        itself where `given` is x's own mask as Keras computes it (the Embedding/Masking/merge
+        ops), or no bool tensor (then _check_mask judges it)."""
         if isinstance(given, list) and len(given) == 1:
             given = given[0]
-        m = self.tensors.get(tuple(given)) if is_tref(given) else None
-        if m is None or m.type.dtype != "bool":
+        if not is_tref(given):
             return x
-        name = f"{n.spec_name}.mask"
+        ref = tuple(given)
+        m = self.tensors.get(ref)
+        if m is None:
+            src = self.nodes.get(ref[:2])
+            if src is None or not src.is_op:
+                return x
+            used = self._resolve_mask(ref)
+            if used == x.mask or merge_mask(self, used, x):
+                return x   # the mask Keras derives from x itself: nothing to add
+            m = self._mask_value(ref, n)
+            if m is None:
+                return None
+        elif m.type.dtype != "bool":
+            return x
         layer = self._typed(SetMask, name, {}, [x.type, m.type])
         self.layers.append({"class_name": SetMask.class_name, "name": name, "inputs": [x.ref, m.ref]})
-        return T(name, layer.output_types_[0], ("opaque", tuple(given)), x.node)
+        return T(name, layer.output_types_[0], self._resolve_mask(ref), x.node)
+
+    def _mask_value(self, ref: TRef, n: Node, depth: int = 0) -> T | None:
+        """The bool tensor that the Keras ops behind `ref` compute, as spec layers (one per op
+        node, each built once): Compare, LogicalOp, ReduceBool (the kinds with `keras_mask_ops`)
+        over model tensors. None (and a problem naming the op and why) otherwise."""
+        t = self.tensors.get(ref) or self.mask_values.get(ref)
+        if t is not None:
+            return t
+        src = self.nodes.get(ref[:2])
+        if src is None or not src.is_op:
+            return self._tensor(ref, n)
+        what = f"is called with a mask computed by operation {src.cls} {src.layer!r}"
+        kind = self.mask_kinds.get(src.cls)
+        if kind is None:
+            self.fail(f"{what}, which cannot be imported into a mask (mask operations rnncompile imports: "
+                      f"{', '.join(sorted(self.mask_kinds))}, on model inputs and layer outputs)", n.layer, n.cls)
+            return None
+        if depth > 32 or ref[2] != 0:
+            self.fail(f"{what}: {'nested more than 32 deep' if depth > 32 else 'an unknown output'}",
+                      n.layer, n.cls)
+            return None
+        try:
+            config, args = kind.from_keras_op(src.cls, src.config, src.args, src.kwargs)
+        except ValueError as e:
+            self.fail(f"{what}: {e}", n.layer, n.cls)
+            return None
+        arglist = args if isinstance(args, list) else [args]
+        if not all(is_tref(a) for a in arglist):
+            self.fail(f"{what}: expected tensor arguments, found {short(args)}", n.layer, n.cls)
+            return None
+        ins = [self._mask_value(tuple(a), n, depth + 1) for a in arglist]
+        if any(t is None for t in ins):
+            return None
+        name = src.spec_name
+        if not _NAME_RE.match(name) or len(name) > 128 or any(l["name"] == name for l in self.layers):
+            self.fail(f"{what}, whose name cannot be used as a spec layer name", n.layer, n.cls)
+            return None
+        try:
+            layer = self._typed(kind, name, config, [t.type for t in ins])
+        except LayerError as e:
+            self.fail(f"{what}: {e.message}", n.layer, n.cls)
+            return None
+        refs = [t.ref for t in ins]
+        self.layers.append({"class_name": kind.class_name, "name": name,
+                            "inputs": refs if isinstance(args, list) else refs[0], **config})
+        self.typed[src.key] = layer
+        t = self.mask_values[ref] = T(name, layer.output_types_[0], None, src)
+        return t
+
+    def _op_leaves(self, n: Node) -> set:
+        """The layer calls whose outputs the Keras ops in n's arguments read (a computed `mask=`
+        runs after them)."""
+        out: set = set()
+        for r in _trefs(n.args[1:] + list(n.kwargs.values())):
+            out |= self._leaves_of(tuple(r[:2]))
+        return out
+
+    def _leaves_of(self, key: tuple, depth: int = 0) -> frozenset:
+        got = self._leaves.get(key)
+        if got is not None:
+            return got
+        node = self.nodes.get(key)
+        if node is None or not node.is_op:
+            return frozenset([key])
+        if depth > 64:
+            return frozenset()
+        self._leaves[key] = frozenset()   # a cycle stops here
+        out = frozenset().union(*[self._leaves_of(tuple(r[:2]), depth + 1)
+                                  for r in _trefs(node.args + list(node.kwargs.values()))])
+        self._leaves[key] = out
+        return out
 
     def _mask_expr(self, value, n: Node):
         """The mask a Keras 3 layer call used, as an expression comparable with the spec's."""

@@ -39,6 +39,12 @@ def emit_list_call(cv: "Converter", n: Node, kind: type[Layer], mapped: Mapped, 
             cv.fail(f"is called with argument {k}={short(v)}, which is not supported", n.layer, n.cls)
             return
     given = n.kwargs.get("mask")
+    for i, m in enumerate(given if isinstance(given, list) and len(given) == len(xs) else []):
+        if m is not None:   # an explicit mask (a bool tensor, or computed by Keras ops) wins
+            t = cv.apply_mask(n, xs[i], m, f"{n.spec_name}.mask{i}")
+            if t is None:
+                return
+            xs[i] = t
     for x, m in zip(xs, given if isinstance(given, list) else []):
         used = cv._mask_expr(m, n) if m is not None else None
         if used is graph._BAD:

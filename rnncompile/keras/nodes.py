@@ -38,7 +38,10 @@ class Node:
 #: saving writes ops without their `module`; unlike a layer (the Concatenate layer vs
 #: ops.concatenate) their config has no `trainable`.
 MASK_OPS = ("NotEqual", "Any", "All", "ExpandDims", "BroadcastTo", "ZerosLike", "OnesLike", "LogicalOr",
-            "LogicalAnd", "LogicalNot", "Concatenate", "ConvertToTensor")
+            "LogicalAnd", "LogicalNot", "Concatenate", "ConvertToTensor",
+            # ...and the ops a model may compute an explicit `mask=` with (layers/compare.py,
+            # logical.py, reduce_bool.py: the kinds with `keras_mask_ops`)
+            "Equal", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalXor", "Cast")
 
 
 def is_op(entry: dict) -> bool:

@@ -1,4 +1,5 @@
 """Built-in layer kinds. Importing this package registers them."""
-from . import (activation, attention, bidirectional, dense, dropout, elu, embedding, gru, input, lstm,  # noqa: F401
-               merge, relu, softmax, normalization, one_hot, reshaping, conv, conv2d, leaky_relu, dot, dot_attention,
-               mask_ops, masking, pooling, set_mask, simple_rnn, text_vectorization, time_distributed)
+from . import (activation, attention, bidirectional, compare, conv, conv2d, dense, dot, dot_attention,  # noqa: F401
+               dropout, elu, embedding, gru, input, leaky_relu, logical, lstm, mask_ops, masking, merge,
+               normalization, one_hot, pooling, reduce_bool, relu, reshaping, set_mask, simple_rnn, softmax,
+               text_vectorization, time_distributed)
