@@ -39,7 +39,8 @@ _RECURRENT = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
 @dataclass
 class PrecisionInfo:
     precision: str
-    #: nodes computing in float32 between casts because the opset's schema lacks the precision
+    #: nodes computing in float32 between casts: the opset's schema lacks the precision, or a
+    #: Scan/Loop/If whose bodies keep float32
     islands: list[str] = field(default_factory=list)
     #: float values kept float32 because they are computed from integers only (counts)
     count_values: int = 0
@@ -76,6 +77,39 @@ def _types(model: onnx.ModelProto) -> dict[str, int]:
     types = {vi.name: vi.type.tensor_type.elem_type for vi in list(g.input) + list(g.value_info) + list(g.output)}
     types.update({t.name: t.data_type for t in g.initializer})
     return types
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The bodies of a Scan/Loop/If node (empty for other nodes)."""
+    return [g for a in node.attribute for g in ([a.g] if a.HasField("g") else []) + list(a.graphs)]
+
+
+def _outer_reads(node: onnx.NodeProto) -> set[str]:
+    """Names the bodies of `node` read from outside themselves (outer-scope values), nested
+    bodies included."""
+    out: set[str] = set()
+    for body in _subgraphs(node):
+        defined = {v.name for v in body.input} | {t.name for t in body.initializer}
+        defined |= {o for n in body.node for o in n.output}
+        for n in body.node:
+            out |= {i for i in n.input if i and i not in defined}
+            out |= {i for i in _outer_reads(n) if i not in defined}
+    return out
+
+
+def _rename_in_bodies(node: onnx.NodeProto, renames: dict[str, str]) -> None:
+    """Rewrite the outer-scope reads of `node`'s bodies (recursively) by `renames`."""
+    if not renames:
+        return
+    for body in _subgraphs(node):
+        defined = {v.name for v in body.input} | {t.name for t in body.initializer}
+        defined |= {o for n in body.node for o in n.output}
+        inner = {k: v for k, v in renames.items() if k not in defined}
+        for n in body.node:
+            for k, i in enumerate(n.input):
+                if i in inner:
+                    n.input[k] = inner[i]
+            _rename_in_bodies(n, inner)
 
 
 class _Rewriter:
@@ -158,7 +192,8 @@ def to_precision(model_bytes: bytes, precision: str, explicit_initial_states: bo
             count.update(fout)
         elif fin and all(i in count for i in fin):
             count.update(fout)
-        elif not _schema_takes(node.op_type, opset, precision):
+        elif not _schema_takes(node.op_type, opset, precision) or _subgraphs(node):
+            # a Scan/Loop/If computes in its bodies, which keep float32: an island
             wide.update(fout)
             info.islands.append(f"{node.name} ({node.op_type})")
     info.count_values = len(count)
@@ -201,6 +236,10 @@ def to_precision(model_bytes: bytes, precision: str, explicit_initial_states: bo
         else:
             for k, i in enumerate(node.input):
                 new.input[k] = rw.as_type(out_renames.get(i, i), need)
+        if _subgraphs(new):   # outer values a body reads keep their float32 type there
+            renames = {v: rw.as_type(out_renames.get(v, v), _F32) for v in _outer_reads(new)
+                       if ttype.get(v) in _FLOAT_TYPES or v in out_renames}
+            _rename_in_bodies(new, {k: v for k, v in renames.items() if k != v})
         if node.op_type == "ConstantOfShape" and fout:
             for a in new.attribute:
                 if a.name == "value" and a.t.data_type == _F32:
@@ -215,7 +254,7 @@ def to_precision(model_bytes: bytes, precision: str, explicit_initial_states: bo
         rw.nodes.append(helper.make_node("Cast", [low_name], [o], name=rw.node_name(f"{o}/Cast"), to=_F32))
     del g.node[:]
     g.node.extend(rw.nodes)
-    used = {i for n in g.node for i in n.input}
+    used = {i for n in g.node for i in n.input} | {i for n in g.node for i in _outer_reads(n)}
     kept = [t for t in g.initializer if t.name in used]
     del g.initializer[:]
     g.initializer.extend(kept + [t for t in rw.new_inits if t.name in used])

@@ -159,3 +159,18 @@ def test_scan_form_gives_the_native_ops_outputs_with_sequence_lens(direction, ac
         np.testing.assert_allclose(out[f"y{d}"], out["Y"][:, d], atol=1e-5, rtol=1e-5)
         np.testing.assert_allclose(out[f"h{d}"][nonempty], out["Yh"][d][nonempty], atol=1e-5, rtol=1e-5)
     assert not out["y0"][3:, 1].any() and not out["y0"][:, 3].any()  # 0 past sequence_lens
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("mask_zero", [True, False])
+def test_typed_graphs_keep_the_scan_body_in_float32(tmp_path, precision, mask_zero):
+    """A typed fp16/bf16 graph on onnxruntime, where SimpleRNN is a Scan: the body computes in
+    float32 (an island), the outer initializers it reads stay in the graph (the typed-graph pass
+    used to drop them: 'Nodes in a graph must be topologically sorted'), and it verifies."""
+    import rnncompile
+    from rnncompile.targets import get_target
+
+    spec = token_spec({"class_name": "SimpleRNN", "units": 3}, mask_zero=mask_zero)
+    result = rnncompile.build(spec, tmp_path / "out", target=get_target("onnxruntime", precision))
+    assert result.verified
+    assert any("(Scan)" in island for island in result.manifest["typed_graph"]["float32_islands"])

@@ -253,3 +253,13 @@ def test_character_split_is_refused_in_the_graph_and_runs_on_the_host(tmp_path):
     rnncompile.build(s, out)   # auto: on the host, verified
     man = json.loads((out / "manifest.json").read_text())
     assert man["tokenizer"] == "host" and man["preprocessing"][0]["split"] == "character"
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_typed_graph_with_the_tokenizer_in_it(tmp_path, precision):
+    """fp16/bf16 graphs with the in-graph tokenizer (If/Loop bodies reading outer constants)."""
+    out = tmp_path / "out"
+    result = rnncompile.build(spec(), out, target=get_target(None, precision, "graph"))
+    assert result.verified and result.manifest["tokenizer"] == "graph"
+    got = open_session(out).run(np.array(TEXTS, dtype=object))
+    assert np.isfinite(got["dense"]).all()
