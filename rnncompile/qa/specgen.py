@@ -14,6 +14,19 @@ zero_output_for_mask, reset_after, return_state, stateful, dropout fields, and i
 taken from extra Inputs or from an encoder's return_state; then optional pooling, Dense (any
 activation), Activation and Dropout layers; and default or explicit outputs.
 
+The breadth family (`generate_spec(..., breadth=True)`, `random_spec(seed, breadth=True)`, named
+`genb<seed>`) mixes the kinds around the recurrent core with masks: sources of token ids
+(Embedding), features (Masking), a bool mask input (SetMask), one-hot ids (CategoryEncoding,
+OneHot), image sequences (TimeDistributed Conv2D / MaxPooling2D / AveragePooling2D / Flatten) or
+one image (Conv2D, pooling, Flatten, Dense, RepeatVector); body blocks of Conv1D (valid, same,
+causal, strides, dilation), MaxPooling1D/AveragePooling1D, Attention/AdditiveAttention (query over
+itself, a Dense, recurrent or Conv1D branch: query and value masks differ; causal masks, scales,
+concat scores, attention scores as an output), recurrent layers, merges (elementwise, Concatenate
+on features or time), normalization, PReLU/LeakyReLU, Reshape/Permute/RepeatVector; and a tail
+(last recurrent step, pooling, AttentionPooling1D, Flatten, Dense). It is a separate family, not
+new draws in the classic one, so spec i of the classic sweep (and tools/model_hashes.py's
+hashes) stays exactly what it was.
+
 `mask_case` makes inputs for an arbitrary [batch, time] validity mask per masked input (the
 `random` padding pattern of rnncompile.inputs), on top of the verifier's fixed patterns.
 """
@@ -221,13 +234,15 @@ class _Gen:
             layer["ignore_mask"] = True
 
 
-def generate_spec(c: Chooser, name: str = "generated", breadth: bool = False) -> dict:
+def generate_spec(c: Chooser, name: str = "generated", breadth: bool = False,
+                  masked_consumer: bool = False) -> dict:
     """A valid spec (see the module doc). `breadth=True`: a spec of the breadth family
     (`_Breadth`: convolutions, pooling, attention, one-hot, TimeDistributed, SetMask, merges,
     normalization, shape layers around recurrent layers). The classic family (the default) makes
-    exactly the decisions it always made: spec i of the seeded sweep is unchanged."""
-    if breadth:
-        return _Breadth(c).spec(name)
+    exactly the decisions it always made: spec i of the seeded sweep is unchanged.
+    `masked_consumer=True`: the breadth family's masked chains (see `_Breadth`)."""
+    if breadth or masked_consumer:
+        return _Breadth(c, masked_consumer).spec(name)
     g = _Gen(c)
     stateful = c.boolean(0.15)
     batch = c.choice([None, 2, 3]) if stateful else None
@@ -326,14 +341,14 @@ def random_spec(seed: int, name: str | None = None, breadth: bool = False) -> di
     return generate_spec(RandomChooser(seed), name or f"gen{seed}")
 
 
-def spec_strategy(breadth: bool = False):
+def spec_strategy(breadth: bool = False, masked_consumer: bool = False):
     """A Hypothesis strategy of valid specs (needs the `hypothesis` package); `breadth` draws
-    specs of the breadth family."""
+    specs of the breadth family, `masked_consumer` its masked chains."""
     from hypothesis import strategies as st
 
     @st.composite
     def specs(draw):
-        return generate_spec(DrawChooser(draw), "prop", breadth=breadth)
+        return generate_spec(DrawChooser(draw), "prop", breadth=breadth, masked_consumer=masked_consumer)
     return specs()
 
 
@@ -353,10 +368,17 @@ class _Breadth(_Gen):
     spec valid by construction: `t` (steps, None when variable), `f` (features) and `masked`
     describe the sequence the last layer gives, and each block only picks options that fit them
     (windows no longer than the steps, attention features that match, fixed sizes where weights
-    need them). Models stay small: sizes 1..5, at most four body blocks."""
+    need them). Models stay small: sizes 1..5, at most four body blocks.
 
-    def __init__(self, c: Chooser):
+    `masked_consumer=True` makes the family of the mask invariant (tests/test_properties.py): a
+    bool input `m` (SetMask) masks the sequence, every block keeps that mask and never mixes
+    padded steps into valid ones, and the output comes from a layer that consumes the mask (a
+    last recurrent step, a masked mean, attention pooling): so the values at padded steps of `x`
+    never change the output (rows with at least one valid step)."""
+
+    def __init__(self, c: Chooser, masked_consumer: bool = False):
         super().__init__(c)
+        self.masked_consumer = masked_consumer
         self.t: int | None = None
         self.f = 1
         self.masked = False
@@ -385,6 +407,12 @@ class _Breadth(_Gen):
     def source(self) -> None:
         c = self.c
         t = None if c.boolean(0.7) else c.integer(3, 6)
+        if self.masked_consumer:
+            f = c.integer(1, 5)
+            self.add({"class_name": "Input", "name": "x", "shape": [t, f]}, named=True)
+            self.t, self.f = t, f
+            self.set_mask("x")
+            return
         kind = c.choice(["tokens", "features", "set_mask", "one_hot", "images", "image_repeat"])
         if kind == "tokens":
             self.add({"class_name": "Input", "name": "x", "shape": [t], "dtype": c.choice(["int32", "int64"])},
@@ -471,7 +499,10 @@ class _Breadth(_Gen):
     # -- body blocks ----------------------------------------------------------------------------
     def block(self) -> None:
         c = self.c
-        kind = c.choice(["elementwise", "conv1d", "pool1d", "attention", "rnn", "shape", "merge"])
+        kinds = ["elementwise", "conv1d", "pool1d", "attention", "rnn", "shape", "merge"]
+        if self.masked_consumer:
+            kinds = ["elementwise", "attention", "rnn", "merge"]
+        kind = c.choice(kinds)
         getattr(self, f"block_{kind}")()
 
     def block_elementwise(self) -> None:
@@ -539,7 +570,7 @@ class _Breadth(_Gen):
         c = self.c
         q = self.cur()
         qt, qf, qmask = self.t, self.f, self.masked
-        value = c.choice(["self", "dense", "rnn", "conv"])
+        value = c.choice(["self", "dense", "rnn"] if self.masked_consumer else ["self", "dense", "rnn", "conv"])
         if value == "self":
             v = q
         elif value == "dense":
@@ -561,7 +592,7 @@ class _Breadth(_Gen):
             att["use_causal_mask"] = True
         if kind == "Attention" and c.boolean(0.3):
             att["score_mode"] = "concat"
-        scores = c.boolean(0.2)
+        scores = not self.masked_consumer and c.boolean(0.2)
         if scores:
             att["return_attention_scores"] = True
         layer = self.seq(att, qt, qf, qmask, named=True)
@@ -623,8 +654,11 @@ class _Breadth(_Gen):
     # -- the tail -------------------------------------------------------------------------------
     def tail(self) -> None:
         c = self.c
-        kind = c.choice(["sequence", "rnn", "pool", "attention_pool", "flatten"])
-        if kind == "rnn":
+        kind = c.choice(["rnn", "masked_pool", "attention_pool"] if self.masked_consumer else
+                        ["sequence", "rnn", "pool", "attention_pool", "flatten"])
+        if kind == "masked_pool":
+            self.add({"class_name": "GlobalAveragePooling1D"})
+        elif kind == "rnn":
             cell = self.cell(c.choice(RNN_KINDS), c.integer(1, 5), in_bidi=False, stateful=False)
             if c.boolean(0.3):
                 cell["return_state"] = True
@@ -696,13 +730,27 @@ def random_masks(model, rng: np.random.Generator, batch: int | None = None,
     the model has no masked input."""
     batch = _fixed_batch(model) or batch or int(rng.integers(1, 5))
     masks = {}
-    for info in input_infos(model):
-        if info.pad_value is None or not info.shape:
-            continue
-        t = info.shape[0] or int(rng.integers(1, 8))
+    infos = [i for i in input_infos(model) if i.pad_value is not None and i.shape]
+    # a layer that merges sequences step by step (SetMask, Concatenate on features): one time axis
+    same_t = any(l.equal_lengths() for l in model.layers.values())
+    shared_t = next((i.shape[0] for i in infos if i.shape[0] is not None), None)
+    lo = min_steps(model)
+    for info in infos:
+        t = info.shape[0] or (shared_t if same_t and shared_t else lo - 1 + int(rng.integers(1, 8)))
+        if same_t:
+            shared_t = t
         masks[info.name] = valid_steps(f"random:{p_valid}", batch, t, rng,
                                        allow_empty=empty_rows_allowed(model))
     return masks
+
+
+def min_steps(model) -> int:
+    """The fewest steps every window over time (valid Conv1D, pooling) can run on: the verifier's
+    bound (the product of the layers' `min_steps()`, at most 64)."""
+    shortest = 1
+    for l in model.layers.values():
+        shortest = min(shortest * l.min_steps(), 64)
+    return shortest
 
 
 def empty_rows_allowed(model) -> bool:
@@ -714,8 +762,9 @@ def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None, make_
                target=None):
     """Validate, lower (for `target`, default the default target) and verify a spec against the
     reference (the verifier's seeded cases plus `extra_cases`) on runners `make_runner` makes (a
-    RunnerFactory; default onnxruntime, one thread). Returns (model, report, conditioning): when verification fails, conditioning says
-    whether float32 rounding alone explains it (verify.conditioning), else it is None."""
+    RunnerFactory; default onnxruntime, one thread). Returns (model, report, conditioning): when
+    verification fails, conditioning says whether float32 rounding alone explains it
+    (verify.conditioning), else it is None."""
     from ..backends import default_factory
     from ..build import io_description
     from ..lower import lower
@@ -740,4 +789,4 @@ def check_spec(spec: dict, seed: int = 0, extra_cases: list | None = None, make_
 
 
 __all__ = ["Chooser", "RandomChooser", "DrawChooser", "generate_spec", "random_spec",
-           "spec_strategy", "mask_case", "random_masks", "check_spec", "empty_rows_allowed"]
+           "spec_strategy", "mask_case", "random_masks", "check_spec", "empty_rows_allowed", "min_steps"]
