@@ -707,12 +707,15 @@ def mask_case(model, masks: dict[str, np.ndarray] | np.ndarray, rng: np.random.G
     if fixed_batch is not None and fixed_batch != batch:
         raise ValueError(f"the model has a fixed batch of {fixed_batch}")
     lengths = {}
+    # a layer that merges sequences step by step (SetMask, Concatenate on features): unmasked
+    # inputs take the masks' time axis too
+    same_t = some is not None and any(l.equal_lengths() for l in model.layers.values())
     for info in infos:
         if not info.shape:
             continue
         m = masks.get(info.name)
         lengths[info.name] = info.shape[0] if info.shape[0] is not None else (
-            m.shape[1] if m is not None else int(rng.integers(1, 6)))
+            m.shape[1] if m is not None else some.shape[1] if same_t else int(rng.integers(1, 6)))
     n_chunks = chunks or (3 if model.states else 1)
     feeds_list = [make_inputs(infos, batch, lengths, "none", rng, valid=masks) for _ in range(n_chunks)]
     return Case(f"batch{batch}_custom_mask", batch, lengths, "custom", feeds_list)
