@@ -566,12 +566,19 @@ class _Breadth(_Gen):
 
     def block_attention(self) -> None:
         """Attention of the sequence (query) over a value branch: itself, a Dense or recurrent
-        layer of it (same mask), or a Conv1D of it (no mask, other steps)."""
+        layer of it (same mask), or a Conv1D of it (no mask); or of a Conv1D of the sequence (no
+        mask) over the sequence itself (its mask): every query/value mask combination."""
         c = self.c
         q = self.cur()
         qt, qf, qmask = self.t, self.f, self.masked
-        value = c.choice(["self", "dense", "rnn"] if self.masked_consumer else ["self", "dense", "rnn", "conv"])
-        if value == "self":
+        value = c.choice(["self", "dense", "rnn"] if self.masked_consumer else
+                         ["self", "dense", "rnn", "conv", "conv_query"])
+        if value == "conv_query":
+            v = q
+            q = self.add({"class_name": "Conv1D", "filters": qf, "kernel_size": c.integer(1, 2),
+                          "padding": "causal", "inputs": v}, named=True)["name"]
+            qmask = False
+        elif value == "self":
             v = q
         elif value == "dense":
             v = self.add({"class_name": "Dense", "units": qf, "inputs": q}, named=True)["name"]
