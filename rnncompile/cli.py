@@ -540,7 +540,7 @@ def audit(model_path, source, maps, report_path, precision, bench, seed, threads
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the full report (every case) as JSON to this file.")
 @click.option("--examples", default=200, show_default=True, type=click.IntRange(0, 1_000_000),
-              help="Number of generated specs in the 'generated' suite.")
+              help="Number of generated specs of each family (classic, breadth) in the 'generated' suite.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1),
               help="Seed of the generated specs and their inputs.")
 @click.option("--goldens", type=click.Path(file_okay=False, path_type=Path), default=None,

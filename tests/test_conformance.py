@@ -171,8 +171,13 @@ def test_generated_suite_is_seeded_and_passes():
     b = conf.run_generated_suite(8, seed=3)
     assert [c.name for c in a.cases] == [c.name for c in b.cases]
     assert [c.detail for c in a.cases] == [c.detail for c in b.cases]
-    assert a.count("passed") == 8, [(c.name, c.detail) for c in a.cases if c.status != "passed"]
+    assert a.count("passed") == 16, [(c.name, c.detail) for c in a.cases if c.status != "passed"]
     assert [c.name for c in conf.run_generated_suite(2, seed=4).cases] != [c.name for c in a.cases[:2]]
+    # the classic family's specs, then the breadth family's (the kinds around the recurrent core)
+    assert [c.name for c in a.cases[:8]] == [f"gen{3 * 1_000_003 + i}" for i in range(8)]
+    assert [c.name for c in a.cases[8:]] == [f"genb{3 * 1_000_003 + i}" for i in range(8)]
+    kinds = " ".join(c.detail for c in a.cases[8:])
+    assert any(k in kinds for k in ("Conv1D", "Attention", "SetMask", "TimeDistributed"))
 
 
 def test_generated_ill_conditioned_spec_is_skipped_with_the_reason(monkeypatch):
@@ -186,8 +191,8 @@ def test_generated_ill_conditioned_spec_is_skipped_with_the_reason(monkeypatch):
     broken = {"layers": [{"class_name": "Input", "name": "x", "shape": [None, 4]},
                          {"class_name": "GRU", "units": 0}]}
     specs = iter([chaotic, broken])
-    monkeypatch.setattr(specgen, "random_spec", lambda seed, name=None: dict(next(specs), name=name))
-    suite = conf.run_generated_suite(2)
+    monkeypatch.setattr(specgen, "random_spec", lambda seed, name=None, breadth=False: dict(next(specs), name=name))
+    suite = conf.run_generated_suite(1)
     assert [c.status for c in suite.cases] == ["skipped", "failed"]
     assert "ill-conditioned" in suite.cases[0].detail
     assert "units" in suite.cases[1].detail and "SpecError" in suite.cases[1].detail
@@ -203,7 +208,7 @@ def test_cli_prints_a_table_and_writes_json(tmp_path):
         assert col in head
     rows = {l.split()[0]: l.split() for l in lines if l.split() and l.split()[0] in conf.SUITES}
     assert set(rows) == set(conf.SUITES)
-    assert rows["generated"][1:4] == ["4", "4", "0"]
+    assert rows["generated"][1:4] == ["8", "8", "0"]   # 4 classic + 4 breadth specs
     assert rows["onnx"][3] == "0" and int(rows["onnx"][4]) >= 3
     assert "conformance: PASSED" in out
     data = json.loads(report.read_text())
@@ -213,7 +218,7 @@ def test_cli_prints_a_table_and_writes_json(tmp_path):
     for s in data["suites"].values():
         assert set(s["counts"]) == {"passed", "failed", "unsupported", "skipped", "total"}
         assert s["counts"]["total"] == len(s["cases"])
-    assert data["suites"]["generated"]["counts"]["passed"] == 4
+    assert data["suites"]["generated"]["counts"]["passed"] == 8
     assert data["environment"]["onnxruntime"]
 
 
@@ -280,4 +285,4 @@ def test_suites_run_on_the_runner_factory_they_are_given():
     assert len(made) == len(suite.cases) + sum("rnncompile reference vs onnx" in c.errors for c in suite.cases)
     made.clear()
     gen = conf.run_generated_suite(2, seed=5, make_runner=factory)
-    assert gen.count("passed") == 2 and len(made) == 2
+    assert gen.count("passed") == 4 and len(made) == 4   # 2 classic + 2 breadth specs

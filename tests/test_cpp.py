@@ -61,12 +61,22 @@ def models(tmp_path_factory):
     for name, spec in SPECS.items():
         rnncompile.build(spec, out / name, threads=1)
     write_text_models(out)
+    rnncompile.build(BOOL_MASK_SPEC, out / "bool_mask", threads=1)
     for name, (spec, plugin) in PLUGIN_SPECS.items():  # in a fresh process: plugins register globally
         r = run([sys.executable, "-m", "rnncompile.cli", "build", "--plugin", plugin, spec, "-o", out / name,
                  "--threads", "1"], timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
     return out
 
+
+#: A model with a bool mask input (SetMask: Keras `mask=`), built next to the examples.
+BOOL_MASK_SPEC = {"name": "bool_mask", "layers": [
+    {"class_name": "Input", "name": "tokens", "shape": [None], "dtype": "int32"},
+    {"class_name": "Input", "name": "valid", "shape": [None], "dtype": "bool"},
+    {"class_name": "Embedding", "name": "embed", "inputs": "tokens", "input_dim": 9, "output_dim": 3},
+    {"class_name": "SetMask", "name": "masked", "inputs": ["embed", "valid"]},
+    {"class_name": "Bidirectional", "name": "bi", "layer": {"class_name": "GRU", "units": 3, "return_sequences": True}},
+    {"class_name": "LSTM", "name": "last", "units": 2}], "outputs": ["bi", "last"]}
 
 TEXT_HOST_VOCABULARY = ["", "[UNK]", "the", "cat", "sat", "on", "mat", "the cat", "cat sat", "café", "😀"]
 TEXT_HOST_OPTIONS = {"standardize": "lower_and_strip_punctuation", "split": "whitespace", "ngrams": [1, 2],
@@ -254,6 +264,37 @@ def test_example_app_equals_python_session(build, models, tmp_path, name):
         want = session.run(feeds)
         got = app(build, models / name, {n: v.tolist() for n, v in feeds.items()}, tmp_path)
         assert_close(got, want, f"{name} call {k}")
+
+
+def test_bool_mask_input_app_equals_python_session(build, models, tmp_path):
+    """A bool graph input (the SetMask model): the app reads true/false (or 1/0) JSON into a bool
+    tensor and gives the Python session's outputs on every padding pattern; other values are refused
+    as Python refuses them."""
+    out = models / "bool_mask"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {i["name"]: i["dtype"] for i in manifest["inputs"]} == {"tokens": "int32", "valid": "bool"}
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 9, size=(4, 6)).astype(np.int32)
+    valid = np.ones((4, 6), bool)
+    valid[0, 4:] = False          # right padding
+    valid[1, :2] = False          # left padding
+    valid[2, [1, 3]] = False      # gaps
+    valid[3] = False              # an empty row
+    session = rnncompile.open_session(out, threads=1)
+    want = session.run({"tokens": tokens, "valid": valid})
+    got = app(build, out, {"tokens": tokens.tolist(), "valid": valid.tolist()}, tmp_path)
+    assert_close(got, want, "bool_mask true/false")
+    got = app(build, out, {"tokens": tokens.tolist(), "valid": valid.astype(int).tolist()}, tmp_path)
+    assert_close(got, want, "bool_mask 1/0")
+    assert not np.allclose(want["last"], session.run({"tokens": tokens, "valid": np.ones_like(valid)})["last"])
+    for bad, message in ((np.where(valid, 2, 0).tolist(), "input 'valid': expected a bool mask (True/False or 1/0)"),
+                         ([[True, 1, 0, 0, 0, 0]] * 4, "expected all true/false (a bool mask) or all numbers")):
+        (tmp_path / "bad.json").write_text(json.dumps({"tokens": tokens.tolist(), "valid": bad}))
+        r = run([build / "rnncompile_run", out, tmp_path / "bad.json"], timeout=60)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+    (tmp_path / "bad.json").write_text(json.dumps({"tokens": valid.tolist(), "valid": valid.tolist()}))
+    r = run([build / "rnncompile_run", out, tmp_path / "bad.json"], timeout=60)
+    assert r.returncode == 2 and "input 'tokens': expected integer token ids, got bool" in r.stderr, r.stderr
 
 
 def test_stateful_three_chunks_with_reset(build, models, tmp_path):

@@ -9,6 +9,11 @@ randomized run is one command:
 
     HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties.py
 
+The breadth family of the generator (convolutions, pooling, attention, one-hot, TimeDistributed,
+SetMask, merges, normalization, shape layers) has its own properties below: both targets, and the
+mask invariant (padded steps never reach a masked consumer). Its seeded sweep checks
+RNNCOMPILE_BREADTH_SWEEP specs (default 60).
+
 Failures that Hypothesis shrank are kept below as explicit regression tests.
 """
 from __future__ import annotations
@@ -27,7 +32,7 @@ from rnncompile.lower import lower  # noqa: E402
 from rnncompile.schema import spec_schema  # noqa: E402
 from rnncompile.spec import load_spec  # noqa: E402
 from rnncompile.qa.specgen import (check_spec, empty_rows_allowed, generate_spec,  # noqa: E402
-                                mask_case, random_spec, spec_strategy, RandomChooser)
+                                mask_case, min_steps, random_spec, spec_strategy, RandomChooser)
 from rnncompile.inputs import input_infos  # noqa: E402
 from rnncompile.verify import render  # noqa: E402
 
@@ -60,9 +65,15 @@ def _drawn_masks(data, model) -> dict[str, np.ndarray]:
     fixed = next((model.input_type(n).shape[0] for n in model.inputs
                   if model.input_type(n).shape[0] is not None), None)
     batch = fixed or data.draw(st.integers(1, 4), label="batch")
+    # a layer that merges sequences step by step (SetMask, Concatenate on features) needs one time axis
+    same_t = any(l.equal_lengths() for l in model.layers.values())
+    lo = min_steps(model)
+    shared_t = next((i.shape[0] for i in infos if i.shape[0] is not None), None)
+    if same_t and shared_t is None:
+        shared_t = data.draw(st.integers(lo, lo + 6), label="time")
     masks = {}
     for info in infos:
-        t = info.shape[0] or data.draw(st.integers(1, 7), label=f"{info.name} time")
+        t = info.shape[0] or (shared_t if same_t else data.draw(st.integers(lo, lo + 6), label=f"{info.name} time"))
         rows = data.draw(st.lists(st.lists(st.booleans(), min_size=t, max_size=t),
                                   min_size=batch, max_size=batch), label=f"{info.name} valid steps")
         m = np.array(rows, bool).reshape(batch, t)
@@ -160,6 +171,144 @@ def test_the_generator_reaches_every_feature():
             "mask_zero", "keepdims", "reset_before", "no_bias", "merge_concat", "merge_sum",
             "merge_ave", "merge_mul", "merge_None", "outputs"}
     assert want <= seen, f"never generated: {sorted(want - seen)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The breadth family: the kinds around the recurrent core (specgen._Breadth).
+
+BREADTH_KINDS = {"Conv1D", "MaxPooling1D", "AveragePooling1D", "Conv2D", "MaxPooling2D", "AveragePooling2D",
+                 "TimeDistributed(Conv2D)", "TimeDistributed(MaxPooling2D)", "TimeDistributed(AveragePooling2D)",
+                 "TimeDistributed(Flatten)", "Attention", "AdditiveAttention", "AttentionPooling1D",
+                 "CategoryEncoding", "OneHot", "SetMask", "Embedding", "Masking", "Concatenate", "Add", "Subtract",
+                 "Multiply", "Average", "Maximum", "Minimum", "LayerNormalization", "BatchNormalization", "PReLU",
+                 "LeakyReLU", "Reshape", "Permute", "RepeatVector", "Flatten", "GlobalAveragePooling1D",
+                 "GlobalMaxPooling1D", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense"}
+
+
+def _features(spec: dict) -> set[str]:
+    seen = set()
+    for l in spec["layers"]:
+        seen.add(l["class_name"])
+        if "layer" in l:
+            seen.add(f"{l['class_name']}({l['layer']['class_name']})")
+        for k in ("use_causal_mask", "return_attention_scores", "use_scale"):
+            if l.get(k) is not None:
+                seen.add(f"{l['class_name']}.{k}")
+        if l.get("score_mode") == "concat":
+            seen.add("Attention.concat")
+        if l["class_name"] == "Concatenate" and l.get("axis") == 1:
+            seen.add("Concatenate.time")
+        if l["class_name"] == "Conv1D":
+            seen.add(f"Conv1D.{l.get('padding', 'valid')}")
+            if "dilation_rate" in l:
+                seen.add("Conv1D.dilation")
+            if "strides" in l:
+                seen.add("Conv1D.strides")
+    return seen
+
+
+def test_the_breadth_family_reaches_every_kind_and_option():
+    """Coverage of the breadth family over the first 300 seeds of its sweep (genb0..genb299)."""
+    seen: set[str] = set()
+    masks = set()
+    for i in range(300):
+        spec = random_spec(i, breadth=True)
+        seen |= _features(spec)
+        model = load_spec(spec)
+        for l in model.layers.values():
+            if l.class_name in ("Attention", "AdditiveAttention"):
+                q, v = l.input_types[0], l.input_types[1]
+                masks.add((q.masked, v.masked))
+    want = BREADTH_KINDS | {"Attention.use_causal_mask", "AdditiveAttention.use_causal_mask",
+                            "Attention.return_attention_scores", "Attention.use_scale", "Attention.concat",
+                            "Concatenate.time", "Conv1D.valid", "Conv1D.same", "Conv1D.causal", "Conv1D.dilation",
+                            "Conv1D.strides"}
+    assert want <= seen, f"never generated: {sorted(want - seen)}"
+    assert masks == {(True, True), (True, False), (False, True), (False, False)}, masks   # query/value masks
+
+
+def test_the_breadth_family_is_seeded_and_separate():
+    """Deterministic per seed; distinct from the classic family, which it leaves unchanged."""
+    assert [random_spec(i, breadth=True) for i in range(20)] == [random_spec(i, breadth=True) for i in range(20)]
+    assert len({json.dumps(random_spec(i, breadth=True)) for i in range(20)}) == 20
+    assert random_spec(3, breadth=True)["name"] == "genb3" and random_spec(3)["name"] == "gen3"
+    assert random_spec(3) == generate_spec(RandomChooser(3), "gen3")
+
+
+def _check_both_targets(spec, data=None, seed=0):
+    """onnxruntime == reference for the default target; for tensorrt, the graph passes the parser
+    rules and (run on onnxruntime) matches too, or lowering refuses it with a reason."""
+    from rnncompile.errors import TargetError
+    from rnncompile.onnx_trt_check import check_model
+
+    model, report = _assert_verified(spec, data, seed)
+    try:
+        low = lower(model, "tensorrt")
+    except TargetError as e:
+        assert str(e).strip(), "a tensorrt refusal gives its reason"
+        return "refused"
+    findings = check_model(low.model_bytes).findings
+    assert not findings, f"spec:\n{json.dumps(spec)}\n{findings}"
+    _, trt_report, cond = check_spec(spec, seed=seed, target="tensorrt")
+    if not trt_report.passed and cond is not None and cond.ill_conditioned:
+        return "ill-conditioned"
+    assert trt_report.passed, f"tensorrt target, spec:\n{json.dumps(spec)}\n{render(trt_report)}"
+    return "both"
+
+
+@profile(0.25)
+@given(spec=spec_strategy(breadth=True), data=st.data())
+def test_breadth_spec_matches_reference_on_both_targets(spec, data):
+    """Every breadth spec validates against the schema, lowers, and matches the reference on every
+    padding pattern and a drawn mask, for the default target and for tensorrt where it accepts it."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator(spec_schema()).validate(spec)
+    hypothesis.event(f"tensorrt: {_check_both_targets(spec, data)}")
+
+
+#: specs of the seeded breadth sweep the default run checks (RNNCOMPILE_BREADTH_SWEEP=1000 for more)
+BREADTH_SWEEP = int(os.environ.get("RNNCOMPILE_BREADTH_SWEEP", 60))
+
+
+@pytest.mark.parametrize("start", range(0, BREADTH_SWEEP, 20))
+def test_breadth_seeded_sweep_on_both_targets(start):
+    """The seeded breadth sweep genb0.. (the specs `rnncompile conformance` would name genb<i>), 20
+    per test, on both targets."""
+    for i in range(start, min(start + 20, BREADTH_SWEEP)):
+        _check_both_targets(random_spec(i, breadth=True), seed=i)
+
+
+@profile(0.25)
+@given(spec=spec_strategy(masked_consumer=True), data=st.data())
+def test_padded_steps_never_reach_a_masked_consumer(spec, data):
+    """Mask invariant: a bool input m masks x (SetMask), blocks that keep the mask (Dense,
+    normalization, attention, recurrent layers, merges) follow, and a mask consumer (last
+    recurrent step, masked mean, attention pooling) makes the output. Any values at x's padded
+    steps then give the same output, in the reference and in onnxruntime (rows with a valid
+    step: attention over no valid step weighs every step, as Keras does)."""
+    from rnncompile.backends import default_factory
+
+    model = load_spec(spec)
+    fixed_t = model.input_type("x").shape[1]
+    batch = data.draw(st.integers(1, 3), label="batch")
+    t = fixed_t or data.draw(st.integers(1, 6), label="time")
+    f = model.input_type("x").shape[2]
+    m = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=t, max_size=t), min_size=batch,
+                                    max_size=batch), label="valid steps"), bool).reshape(batch, t)
+    m[~m.any(axis=1), 0] = True
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000), label="seed"))
+    x = rng.normal(size=(batch, t, f)).astype(np.float32)
+    x2 = np.where(m[..., None], x, rng.normal(scale=3.0, size=x.shape)).astype(np.float32)
+    assert not np.array_equal(x, x2) or m.all()
+    from rnncompile.reference import run_reference
+    ref = [run_reference(model, {"x": v, "m": m})[0] for v in (x, x2)]
+    runner = default_factory(1)(lower(model).model_bytes)
+    ort = [runner.run({"x": v, "m": m}) for v in (x, x2)]
+    for a, b in zip(*ref):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=json.dumps(spec))
+    for k in ort[0]:
+        np.testing.assert_allclose(ort[0][k], ort[1][k], rtol=1e-5, atol=1e-6, err_msg=json.dumps(spec))
 
 
 @pytest.mark.parametrize("pattern", ["right", "left", "gaps", "empty", "all_valid"])

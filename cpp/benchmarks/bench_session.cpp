@@ -35,6 +35,7 @@ std::vector<int64_t> concrete(const IoSpec& spec, int64_t batch, int64_t steps, 
 Tensor make_input(const IoSpec& spec, const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (auto d : shape) n *= d;
+  if (spec.dtype == DType::Bool) return Tensor::from_vector<int64_t>(shape, std::vector<int64_t>(static_cast<std::size_t>(n), 1)).cast(DType::Bool);  // every step valid
   if (spec.dtype == DType::Int32 || spec.dtype == DType::Int64) {
     const int64_t hi = spec.token_range ? *spec.token_range : 10;
     std::vector<int64_t> v(static_cast<std::size_t>(n));
@@ -53,6 +54,7 @@ ONNXTensorElementDataType onnx_type(DType d) {
     case DType::Int32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
     case DType::Int64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
     case DType::String: return ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING;
+    case DType::Bool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
   }
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }

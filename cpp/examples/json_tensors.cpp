@@ -17,8 +17,14 @@ Tensor tensor_from_json(const json& value, const std::string& where) {
   }
   std::vector<const json*> leaves;
   bool integers = true;
+  std::size_t booleans = 0;  // true/false leaves: a bool mask (all of them, or an error)
   std::function<void(const json&, std::size_t)> walk = [&](const json& v, std::size_t depth) {
     if (depth == shape.size()) {
+      if (v.is_boolean()) {
+        ++booleans;
+        leaves.push_back(&v);
+        return;
+      }
       if (!v.is_number()) throw Error("expected numbers, found " + v.dump().substr(0, 40), where);
       integers = integers && (v.is_number_integer());
       leaves.push_back(&v);
@@ -31,6 +37,14 @@ Tensor tensor_from_json(const json& value, const std::string& where) {
     for (const json& item : v) walk(item, depth + 1);
   };
   walk(value, 0);
+  if (booleans && booleans != leaves.size())
+    throw Error("expected all true/false (a bool mask) or all numbers, found both", where);
+  if (booleans) {
+    Tensor mask(DType::Bool, shape);
+    bool* data = mask.mutable_data<bool>();
+    for (std::size_t i = 0; i < leaves.size(); ++i) data[i] = leaves[i]->get<bool>();
+    return mask;
+  }
   if (integers && !leaves.empty()) {
     std::vector<int64_t> data;
     data.reserve(leaves.size());
@@ -71,6 +85,7 @@ json tensor_to_json(const Tensor& t) {
     case DType::Float64: return typed<double>(t);
     case DType::Int32: return typed<int32_t>(t);
     case DType::Int64: return typed<int64_t>(t);
+    case DType::Bool: return typed<bool>(t);
     case DType::String: break;
   }
   return json();

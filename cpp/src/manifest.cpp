@@ -37,9 +37,9 @@ struct Reader {
   }
   DType dtype(const json& obj, const std::string& path) const {
     std::string name = text(obj, path, "dtype");
-    for (DType d : {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::String})
+    for (DType d : {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::String, DType::Bool})
       if (name == dtype_name(d)) return d;
-    fail(path + ".dtype", "expected float32, float64, int32, int64 or string, found \"" + name + "\"");
+    fail(path + ".dtype", "expected float32, float64, int32, int64, bool or string, found \"" + name + "\"");
   }
   IoSpec io(const json& obj, const std::string& path) const {
     IoSpec spec;
@@ -59,8 +59,12 @@ struct Reader {
       spec.token_range = it->get<int64_t>();
     }
     if (auto it = obj.find("pad_value"); it != obj.end() && !it->is_null()) {
-      if (!it->is_number()) fail(path + ".pad_value", "expected a number");
-      spec.pad_value = it->get<double>();
+      if (it->is_boolean() && spec.dtype == DType::Bool) {  // a bool mask input: padded steps are false
+        spec.pad_value = it->get<bool>() ? 1.0 : 0.0;
+      } else {
+        if (!it->is_number()) fail(path + ".pad_value", "expected a number");
+        spec.pad_value = it->get<double>();
+      }
     }
     return spec;
   }

@@ -33,6 +33,7 @@ ONNXTensorElementDataType onnx_type(DType dtype) {
     case DType::Int32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
     case DType::Int64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
     case DType::String: return ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING;
+    case DType::Bool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
   }
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }

@@ -97,6 +97,16 @@ void check_integers(const Tensor& t, const IoSpec& spec) {
                 where_input(spec.name));
 }
 
+// Bool mask inputs take bools, or numbers that are all 0 or 1 (as check_feeds does).
+template <class T>
+void check_zero_one(const Tensor& t, const IoSpec& spec) {
+  const T* v = t.data<T>();
+  for (int64_t i = 0, n = t.size(); i < n; ++i)
+    if (!(v[i] == T(0) || v[i] == T(1)))
+      throw Error(std::string("expected a bool mask (True/False or 1/0), got ") + dtype_name(t.dtype()),
+                  where_input(spec.name));
+}
+
 template <class T>
 void check_token_range(const Tensor& t, const IoSpec& spec) {
   const T* v = t.data<T>();
@@ -131,7 +141,19 @@ Tensor converted(const Tensor& t, const IoSpec& spec) {
       case DType::Int32: check_integers<int32_t>(t, spec); break;
       case DType::Int64: check_integers<int64_t>(t, spec); break;
       case DType::String: break;
+      case DType::Bool:
+        throw Error("expected integer token ids, got bool", where_input(spec.name));
     }
+  } else if (spec.dtype == DType::Bool) {
+    switch (t.dtype()) {
+      case DType::Float32: check_zero_one<float>(t, spec); break;
+      case DType::Float64: check_zero_one<double>(t, spec); break;
+      case DType::Int32: check_zero_one<int32_t>(t, spec); break;
+      case DType::Int64: check_zero_one<int64_t>(t, spec); break;
+      case DType::String: case DType::Bool: break;
+    }
+  } else if (t.dtype() == DType::Bool) {
+    throw Error("expected numbers, got bool", where_input(spec.name));
   }
   return t.dtype() == spec.dtype ? t : t.cast(spec.dtype);
 }

@@ -19,11 +19,13 @@ const char* dtype_name(DType dtype) {
     case DType::Int32: return "int32";
     case DType::Int64: return "int64";
     case DType::String: return "string";
+    case DType::Bool: return "bool";
   }
   return "?";
 }
 
 std::size_t dtype_size(DType dtype) {
+  if (dtype == DType::Bool) return 1;
   return (dtype == DType::Float64 || dtype == DType::Int64) ? 8 : 4;
 }
 
@@ -52,6 +54,7 @@ void convert_from(DType from, const void* src, To* dst, int64_t n) {
     case DType::Float64: convert(static_cast<const double*>(src), dst, n); break;
     case DType::Int32: convert(static_cast<const int32_t*>(src), dst, n); break;
     case DType::Int64: convert(static_cast<const int64_t*>(src), dst, n); break;
+    case DType::Bool: convert(static_cast<const bool*>(src), dst, n); break;
     case DType::String: throw Error(kNoStringTensors, "tensor");
   }
 }
@@ -61,6 +64,14 @@ Tensor converted(const Tensor& t) {
   std::vector<T> values(static_cast<std::size_t>(t.size()));
   convert_from(t.dtype(), t.raw(), values.data(), t.size());
   return Tensor::from_vector<T>(t.shape(), std::move(values));
+}
+
+// std::vector<bool> packs bits: bool tensors are a zero-filled Tensor written in place.
+template <>
+Tensor converted<bool>(const Tensor& t) {
+  Tensor out(DType::Bool, t.shape());
+  convert_from(t.dtype(), t.raw(), out.mutable_data<bool>(), t.size());
+  return out;
 }
 
 }  // namespace
@@ -111,6 +122,7 @@ Tensor Tensor::cast(DType dtype) const {
     case DType::Float64: return converted<double>(*this);
     case DType::Int32: return converted<int32_t>(*this);
     case DType::Int64: return converted<int64_t>(*this);
+    case DType::Bool: return converted<bool>(*this);
     case DType::String: break;
   }
   throw Error(kNoStringTensors, "tensor");

@@ -46,6 +46,7 @@ nvinfer1::DataType trt_type(DType dtype) {
     case DType::Float32: return nvinfer1::DataType::kFLOAT;
     case DType::Int32: return nvinfer1::DataType::kINT32;
     case DType::Int64: return nvinfer1::DataType::kINT64;
+    case DType::Bool: return nvinfer1::DataType::kBOOL;
     case DType::Float64: break;
     case DType::String:
       throw Error("TensorRT runs no string op: build the model with its tokenizer on the host", "model.plan");

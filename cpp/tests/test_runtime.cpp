@@ -71,6 +71,14 @@ void test_tensor() {
   auto deep = t.clone();
   t.mutable_data<int32_t>()[0] = 42;
   CHECK(shared.data<int32_t>()[0] == 42 && deep.data<int32_t>()[0] == 1);
+  // bool (mask inputs): one byte per value, cast both ways as NumPy's astype does
+  auto m = Tensor::from_vector<int64_t>({2, 2}, {0, 1, 2, 0}).cast(DType::Bool);
+  CHECK(m.dtype() == DType::Bool && dtype_size(DType::Bool) == 1 && std::string(dtype_name(m.dtype())) == "bool");
+  CHECK(!m.data<bool>()[0] && m.data<bool>()[1] && m.data<bool>()[2] && !m.data<bool>()[3]);
+  CHECK(m.cast(DType::Float32).to_vector<float>() == (std::vector<float>{0, 1, 1, 0}));
+  EXPECT_ERROR(m.data<int64_t>(), "holds bool, not int64");
+  auto zb = Tensor(DType::Bool, {3});
+  CHECK(!zb.data<bool>()[0] && !zb.data<bool>()[2]);
 }
 
 void test_pad_sequences() {
@@ -112,7 +120,10 @@ void test_manifest_fields() {
   expect("{\"outputs\": []}", "$.inputs: missing", __LINE__);
   expect("{\"inputs\": {}, \"outputs\": []}", "$.inputs: expected an array", __LINE__);
   expect("{\"inputs\": [{\"name\": \"x\", \"dtype\": \"bytes\", \"shape\": []}], \"outputs\": []}",
-         "$.inputs[0].dtype: expected float32, float64, int32, int64 or string, found \"bytes\"", __LINE__);
+         "$.inputs[0].dtype: expected float32, float64, int32, int64, bool or string, found \"bytes\"", __LINE__);
+  expect("{\"inputs\": [{\"name\": \"x\", \"dtype\": \"float32\", \"shape\": [\"batch\"], \"pad_value\": false}],"
+         " \"outputs\": []}",
+         "$.inputs[0].pad_value: expected a number", __LINE__);  // false is a bool input's pad value only
   expect("{\"inputs\": [{\"name\": \"x\", \"dtype\": \"string\", \"shape\": []}], \"outputs\": []}",
          "$.inputs[0].shape: a text input has shape [batch] or [batch, 1], found ()", __LINE__);
   expect("{\"inputs\": [{\"name\": 3, \"dtype\": \"int32\", \"shape\": []}], \"outputs\": []}",

@@ -34,17 +34,19 @@ SUITES = ("onnx", "goldens", "generated")
 
 
 def run_generated_suite(examples: int, seed: int = 0, make_runner: RunnerFactory | None = None) -> SuiteResult:
+    """`examples` specs of each family of specgen: the classic one (gen<i>), then the breadth one
+    (genb<i>: the kinds around the recurrent core)."""
     from . import specgen
 
     make_runner = make_runner or default_factory(1)
-    suite = SuiteResult("generated", f"Generated specs ({examples}, seed {seed})",
+    suite = SuiteResult("generated", f"Generated specs ({examples} + {examples} breadth, seed {seed})",
                         "rnncompile's float64 NumPy reference (Keras semantics) on seeded inputs")
     t0 = time.perf_counter()
-    for i in range(examples):
+    for breadth, i in [(False, i) for i in range(examples)] + [(True, i) for i in range(examples)]:
         c0 = time.perf_counter()
         spec_seed = seed * 1_000_003 + i
-        name = f"gen{spec_seed}"
-        spec = specgen.random_spec(spec_seed, name)
+        name = f"genb{spec_seed}" if breadth else f"gen{spec_seed}"
+        spec = specgen.random_spec(spec_seed, name, breadth=True) if breadth else specgen.random_spec(spec_seed, name)
 
         def extra(model, _s=spec_seed):
             rng = np.random.default_rng(_s)

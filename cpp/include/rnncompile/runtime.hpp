@@ -35,18 +35,19 @@ class Error : public std::runtime_error {
 
 /// String is the dtype of text inputs only (IoSpec of a model.onnx that takes the text itself); tensors
 /// never hold it: texts are passed to Session::run as a TextMap.
-enum class DType { Float32, Float64, Int32, Int64, String };
+enum class DType { Float32, Float64, Int32, Int64, String, Bool };
 const char* dtype_name(DType dtype);
 std::size_t dtype_size(DType dtype);
 
 template <class T>
 constexpr DType dtype_of() {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int32_t> ||
-                    std::is_same_v<T, int64_t>,
-                "rnncompile tensors hold float, double, int32_t or int64_t");
+                    std::is_same_v<T, int64_t> || std::is_same_v<T, bool>,
+                "rnncompile tensors hold float, double, int32_t, int64_t or bool");
   if constexpr (std::is_same_v<T, float>) return DType::Float32;
   else if constexpr (std::is_same_v<T, double>) return DType::Float64;
   else if constexpr (std::is_same_v<T, int32_t>) return DType::Int32;
+  else if constexpr (std::is_same_v<T, bool>) return DType::Bool;
   else return DType::Int64;
 }
 
