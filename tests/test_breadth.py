@@ -167,3 +167,20 @@ def test_kinds_around_the_core_lower_for_tensorrt(case):
     assert not check_model(low.model_bytes).findings
     report = verify(model, default_factory(1)(low.model_bytes), io_description(model, low))
     assert report.passed
+
+
+@pytest.mark.parametrize("cls,extra", [("MaxPooling1D", {"pool_size": 3, "strides": 2}),
+                                       ("AveragePooling1D", {"pool_size": 3}),
+                                       ("Conv1D", {"filters": 2, "kernel_size": 4})])
+def test_a_sequence_shorter_than_the_window_is_a_clear_error(cls, extra):
+    """The reference used to crash with a raw NumPy error (found by the breadth spec generator)."""
+    import numpy as np
+
+    from rnncompile.errors import RunError
+    from rnncompile.reference import run_reference
+    from rnncompile.spec import load_spec
+
+    m = load_spec({"layers": [{"class_name": "Input", "name": "x", "shape": [None, 3]},
+                              {"class_name": cls, "name": "w", **extra}], "seed": 0})
+    with pytest.raises(RunError, match=r"layer 'w'.*fewer than the window"):
+        run_reference(m, {"x": np.zeros((1, 2, 3))}, {})

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import RunError
+
 from .. import activations as act
 from ..layer import (ATTR_BOOL, ATTR_UNITS, LayerError, Tensor, TensorType, expect_fixed_features,
                      expect_sequence, register)
@@ -102,6 +104,10 @@ class _Window(DropsMask):
     def _pad_ref(self, data: np.ndarray, fill: float) -> np.ndarray:
         span, stride, _ = self._geometry()
         left, right = _pads(self["padding"], data.shape[1], span, stride)
+        if data.shape[1] + left + right < span:
+            raise RunError(f"{data.shape[1]} time step(s) are fewer than the window's {span} (padding "
+                           f"{self['padding']!r}); expected at least {span - left - right}",
+                           where=f"layer {self.name!r} ({self.class_name})")
         return np.pad(data, ((0, 0), (left, right), (0, 0)), constant_values=fill)
 
     def _onnx_pads(self, x) -> dict:

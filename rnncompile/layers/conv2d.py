@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import RunError
+
 from .. import activations as act
 from ..layer import ATTR_UNITS, Layer, LayerError, Tensor, TensorType, expect_float, register
 from .conv import CONV_COMMON, _channels_last, _out_len, _pads, check_even_same, pool_from_keras
@@ -48,6 +50,11 @@ class _Window2D(Layer):
     def _padded(self, data: np.ndarray, fill: float) -> np.ndarray:
         spans, strides, _ = self._geometry()
         pads = [_pads(self["padding"], data.shape[1 + i], spans[i], strides[i]) for i in range(2)]
+        for i in range(2):
+            if data.shape[1 + i] + sum(pads[i]) < spans[i]:
+                raise RunError(f"axis {1 + i} of size {data.shape[1 + i]} is smaller than the window's {spans[i]} "
+                               f"(padding {self['padding']!r}); expected at least {spans[i] - sum(pads[i])}",
+                               where=f"layer {self.name!r} ({self.class_name})")
         return np.pad(data, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=fill)
 
     def _patches(self, data: np.ndarray, fill: float):
