@@ -298,7 +298,7 @@ def localize(model: Model, report: Report, make_runner: RunnerFactory, target=No
     the first layer that fails or disagrees. None when every layer agrees within tolerance (the
     error then only builds up across layers). The debug graphs are lowered for the `target` the
     artifact was built for and run on runners `make_runner` makes: the runtime that failed."""
-    from .lower import lower
+    from .lower import host_layers, lower
     from .reference import run_reference
 
     failed = [c.name for c in report.cases if not c.passed]
@@ -324,6 +324,10 @@ def localize(model: Model, report: Report, make_runner: RunnerFactory, target=No
             except RnnCompileError:
                 continue
             name = case.name if len(case.chunks) == 1 else f"{case.name} chunk {k}"
+            for host in host_layers(model, target):   # a host tokenizer's ids are graph inputs
+                full[host] = np.asarray(trace[host][0].data)
+            takes = {i.name for i in runner.inputs}
+            full = {n: v for n, v in full.items() if n in takes}
             try:
                 got = runner.run(full)
             except RnnCompileError:
@@ -342,8 +346,11 @@ def _localize_by_prefixes(model: Model, trace: dict, feeds: dict, tol: Tolerance
     """The full debug graph fails at run time: run the layers up to each one in turn."""
     from .lower import lower
 
+    from .lower import host_layers
+
+    host = set(host_layers(model, target))
     for layer in model.layers.values():
-        if layer.is_model_input:
+        if layer.is_model_input or layer.name in host:
             continue
         prefix = lower(model, target, stop_after=layer.name)
         runner = make_runner(prefix.model_bytes)

@@ -263,3 +263,29 @@ def test_typed_graph_with_the_tokenizer_in_it(tmp_path, precision):
     assert result.verified and result.manifest["tokenizer"] == "graph"
     got = open_session(out).run(np.array(TEXTS, dtype=object))
     assert np.isfinite(got["dense"]).all()
+
+
+@pytest.mark.parametrize("tokenizer", ["host", "graph"])
+def test_a_broken_lowering_after_the_tokenizer_is_localized(monkeypatch, tokenizer):
+    """localize() feeds the debug graph the host tokenizer's ids (from the reference trace) and
+    names the layer whose lowering is wrong, in both forms."""
+    from rnncompile.backends import default_factory
+    from rnncompile.build import io_description
+    from rnncompile.layer import Sym
+    from rnncompile.layers.dense import Dense
+    from rnncompile.verify import localize, verify
+
+    orig = Dense.lower
+
+    def off_by_a_tenth(self, g, inputs, weights):
+        (out,) = orig(self, g, inputs, weights)
+        return [Sym(g.op("Add", out.name, g.const(np.float32(0.1))), out.type, out.mask)]
+
+    monkeypatch.setattr(Dense, "lower", off_by_a_tenth)
+    t = get_target(None, None, tokenizer)
+    model = load_spec(spec())
+    low = lower(model, t)
+    report = verify(model, default_factory(1)(low.model_bytes), io_description(model, low))
+    assert not report.passed
+    problem = localize(model, report, default_factory(1), t)
+    assert problem is not None and problem.where == "layer 'dense' (Dense)", problem
