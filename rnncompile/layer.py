@@ -232,6 +232,14 @@ class Layer:
         """For a layer that consumes integer ids: how many ids are valid (ids in [0, n))."""
         return None
 
+    def token_range_field(self) -> str | None:
+        """The attribute that sets `token_range` (for error paths), e.g. "input_dim"."""
+        return None
+
+    def id_range(self) -> int | None:
+        """For a layer whose output is integer ids: how many ids it can give (ids in [0, n))."""
+        return None
+
     def pad_value(self) -> float | None:
         """For a layer that derives a mask from its input: the value that marks a padded step."""
         return None

@@ -354,6 +354,23 @@ class _Builder:
                 self.fail(layer.path, f"{layer.class_name} {layer.name!r} got inputs it cannot take "
                                       f"({', '.join(map(str, types))}): {e}")
                 broken.add(layer.name)
+                continue
+            self._check_id_range(layer)
+
+    def _check_id_range(self, layer: Layer) -> None:
+        """A layer that takes ids below n (`token_range`) fed by one that gives ids up to m - 1
+        (`id_range`, e.g. a TextVectorization's vocabulary size): m > n would make ids the layer
+        has no row for, an error in Keras too (at call time); refused here, naming both."""
+        limit = layer.token_range()
+        if limit is None or not layer.inbound:
+            return
+        src = self.layers.get(layer.inbound[0].layer)
+        given = src.id_range() if src is not None else None
+        if given is not None and given > limit:
+            field = layer.token_range_field()
+            self.fail(f"{layer.path}.{field}" if field else layer.path,
+                      f"{layer.class_name} {layer.name!r} takes ids below {limit}, but {src.class_name} "
+                      f"{src.name!r} gives ids up to {given - 1} ({given} ids): expected at least {given}")
 
     def _outputs(self) -> list[Ref]:
         if self.problems:

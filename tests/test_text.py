@@ -289,3 +289,14 @@ def test_a_broken_lowering_after_the_tokenizer_is_localized(monkeypatch, tokeniz
     assert not report.passed
     problem = localize(model, report, default_factory(1), t)
     assert problem is not None and problem.where == "layer 'dense' (Dense)", problem
+
+
+@pytest.mark.parametrize("consumer,field", [({"class_name": "Embedding", "input_dim": 10, "output_dim": 4},
+                                             "input_dim"),
+                                            ({"class_name": "CategoryEncoding", "num_tokens": 5}, "num_tokens")])
+def test_a_vocabulary_larger_than_its_consumer_is_refused_at_load(consumer, field):
+    s = spec()
+    s["layers"][2:] = [consumer]
+    with pytest.raises(SpecError) as e:
+        load_spec(s)
+    assert f"$.layers[2].{field}" in str(e.value) and "gives ids up to 11 (12 ids)" in str(e.value), str(e.value)

@@ -49,6 +49,9 @@ class Embedding(Layer):
     def token_range(self):
         return self["input_dim"]
 
+    def token_range_field(self):
+        return "input_dim"
+
     def pad_value(self):
         return 0 if self["mask_zero"] else None
 

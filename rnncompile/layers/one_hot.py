@@ -31,6 +31,7 @@ class CategoryEncoding(DropsMask):
     }
     required = ("num_tokens",)
     keras_classes = ("CategoryEncoding",)
+    _tokens_field = "num_tokens"
 
     def output_types(self, inputs):
         (x,) = inputs
@@ -47,6 +48,9 @@ class CategoryEncoding(DropsMask):
 
     def token_range(self):
         return self._tokens
+
+    def token_range_field(self):
+        return self._tokens_field
 
     def _squeezes(self) -> bool:
         return self.input_types[0].shape[-1] == 1
@@ -95,6 +99,7 @@ class OneHot(CategoryEncoding):
                    "graph); unlike CategoryEncoding, a last axis of size 1 is kept")
     attributes = {"num_classes": {"type": "integer", "minimum": 1, "maximum": 1 << 20}}
     required = ("num_classes",)
+    _tokens_field = "num_classes"
     keras_classes = ()
     keras_ops = ("OneHot",)
 

@@ -133,6 +133,9 @@ class TextVectorization(Layer):
         except (ValueError, UnicodeDecodeError) as e:
             raise RunError(str(e), where=f"layer {self.name!r} (TextVectorization)") from None
 
+    def id_range(self):
+        return len(self.vectorizer.vocabulary)
+
     def text_words(self):
         words = []
         for term in self.vectorizer.vocabulary[2:]:
