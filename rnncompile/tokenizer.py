@@ -25,7 +25,7 @@ text (tests/goldens/text/, tools/make_text_goldens.py):
                token-less texts zero steps, on which no recurrent layer runs).
 
 A description of the tokenizer (`to_dict()`, in manifest.json's "preprocessing") is what other
-runtimes implement (the C++ runtime: cpp/src/tokenizer.cpp).
+runtimes implement (the C++ runtime: cpp/src/text.cpp, rnncompile/text.hpp).
 """
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def test_the_generator_reaches_every_feature():
 
 
 # ---------------------------------------------------------------------------------------------
-# The breadth family: the kinds around the recurrent core (specgen._Breadth).
+# The breadth family: the kinds around the recurrent core (specgen_breadth.Breadth).
 
 BREADTH_KINDS = {"Conv1D", "MaxPooling1D", "AveragePooling1D", "Conv2D", "MaxPooling2D", "AveragePooling2D",
                  "TimeDistributed(Conv2D)", "TimeDistributed(MaxPooling2D)", "TimeDistributed(AveragePooling2D)",
