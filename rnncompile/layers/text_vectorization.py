@@ -184,25 +184,34 @@ class TextVectorization(Layer):
         return [self.sym(lower_text_vectorization(g, x.name, self.vectorizer, x.type.rank))]
 
     def host_entry(self):
-        vocab = json.dumps(list(self.vectorizer.vocabulary), ensure_ascii=False).encode("utf-8")
-        file = f"{self.name}.vocabulary.json"
-        return ({**self.vectorizer.to_dict(), "vocabulary": file,
-                 "vocabulary_sha256": hashlib.sha256(vocab).hexdigest()}, {file: vocab})
+        entry = self.__dict__.get("_host_entry")   # built once: the vocabulary may have millions of terms
+        if entry is None:
+            vocab = json.dumps(list(self.vectorizer.vocabulary), ensure_ascii=False).encode("utf-8")
+            file = f"{self.name}.vocabulary.json"
+            fields = {**self.vectorizer.to_dict(), "vocabulary": file,
+                      "vocabulary_sha256": hashlib.sha256(vocab).hexdigest()}
+            entry = self.__dict__["_host_entry"] = (fields, {file: vocab})
+        return entry
 
     def host_apply(self, value):
         return self.vectorizer(value)
 
     @classmethod
     def host_function(cls, entry, out_dir):
-        from ..jsonfile import read_json_file
+        from ..jsonfile import parse_json
+        from ..limits import current
 
         path = Path(out_dir) / str(entry.get("vocabulary"))
         if not path.is_file():
             raise RunError("the tokenizer's vocabulary file is missing", where=str(path))
-        if hashlib.sha256(path.read_bytes()).hexdigest() != entry.get("vocabulary_sha256"):
+        if path.stat().st_size > current().json_bytes:
+            raise RunError(f"vocabulary file of {path.stat().st_size} bytes is over the {current().json_bytes}-byte "
+                           f"limit (--max-json-bytes)", where=str(path))
+        raw = path.read_bytes()   # read once: hashed, then parsed
+        if hashlib.sha256(raw).hexdigest() != entry.get("vocabulary_sha256"):
             raise RunError("the vocabulary file is not the one this manifest describes (sha256 differs)",
                            where=str(path))
-        vocab = read_json_file(path, "vocabulary file", RunError)
+        vocab = parse_json(raw, str(path), RunError)
         try:
             return TextVectorizer.from_dict(entry, vocab)
         except (ValueError, TypeError) as e:
