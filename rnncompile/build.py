@@ -198,9 +198,15 @@ _IO_ENTRY = {"type": "object", "required": ["name", "dtype", "shape"], "properti
     "name": {"type": "string"}, "dtype": {"enum": ["float32", "int32", "int64", "bool", "string"]},
     "shape": {"type": "array", "items": {"type": ["integer", "string", "null"]}},
     "token_range": {"type": "integer", "minimum": 1}}}
+_TEXT_IO = {"type": "object", "required": ["name", "dtype", "shape"], "properties": {
+    "name": {"type": "string"}, "dtype": {"const": "string"},
+    "shape": {"type": "array", "items": {"type": ["integer", "string", "null"]}}}}
 #: What running a build directory relies on in its manifest.json.
 MANIFEST_SCHEMA = {"type": "object", "required": ["inputs", "outputs"], "properties": {
     "inputs": {"type": "array", "items": _IO_ENTRY}, "outputs": {"type": "array", "items": _IO_ENTRY},
+    "preprocessing": {"type": "array", "items": {"type": "object", "required": ["kind", "layer", "input", "output"],
+                      "properties": {"kind": {"type": "string"}, "layer": {"type": "string"}, "input": _TEXT_IO,
+                                     "output": {"type": "string"}}}},
     "states": {"type": "array", "items": {"type": "object", "required": ["input", "output", "shape"],
                "properties": {"input": {"type": "string"}, "output": {"type": "string"},
                               "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}}}}

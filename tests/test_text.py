@@ -300,3 +300,35 @@ def test_a_vocabulary_larger_than_its_consumer_is_refused_at_load(consumer, fiel
     with pytest.raises(SpecError) as e:
         load_spec(s)
     assert f"$.layers[2].{field}" in str(e.value) and "gives ids up to 11 (12 ids)" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda p: p.pop("input"), "$.preprocessing[0].input: damaged manifest.json: required field missing"),
+    (lambda p: p.update(input={"name": "review", "dtype": "float32", "shape": ["batch"]}),
+     "input.dtype: damaged manifest.json: expected 'string'"),
+    (lambda p: p.update(vocabulary="../elsewhere.json"), "expected the name of a file in the build directory"),
+])
+def test_damaged_preprocessing_entry_is_a_clear_error(tmp_path, host_build, damage, needle):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(host_build, out)
+    man = json.loads((out / "manifest.json").read_text())
+    damage(man["preprocessing"][0])
+    (out / "manifest.json").write_text(json.dumps(man))
+    code, text = cli("run", out, "-i", MODELS.parent.parent / "examples/reviews.txt").combined
+    assert code == 2 and needle in text and "Traceback" not in text, text
+
+
+def test_vocabulary_file_of_non_strings_is_refused(tmp_path, host_build):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(host_build, out)
+    data = json.dumps(["", "[UNK]", 3]).encode()
+    (out / "vectorize.vocabulary.json").write_bytes(data)
+    man = json.loads((out / "manifest.json").read_text())
+    man["preprocessing"][0]["vocabulary_sha256"] = hashlib.sha256(data).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(RunError, match="expected a JSON array of strings"):
+        open_session(out)

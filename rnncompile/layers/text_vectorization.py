@@ -201,7 +201,11 @@ class TextVectorization(Layer):
         from ..jsonfile import parse_json
         from ..limits import current
 
-        path = Path(out_dir) / str(entry.get("vocabulary"))
+        name = entry.get("vocabulary")
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise RunError(f"vocabulary {name!r}: expected the name of a file in the build directory",
+                           where=f"manifest.json layer {entry.get('layer')!r}")
+        path = Path(out_dir) / name
         if not path.is_file():
             raise RunError("the tokenizer's vocabulary file is missing", where=str(path))
         if path.stat().st_size > current().json_bytes:
@@ -212,6 +216,8 @@ class TextVectorization(Layer):
             raise RunError("the vocabulary file is not the one this manifest describes (sha256 differs)",
                            where=str(path))
         vocab = parse_json(raw, str(path), RunError)
+        if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+            raise RunError("expected a JSON array of strings", where=str(path))
         try:
             return TextVectorizer.from_dict(entry, vocab)
         except (ValueError, TypeError) as e:
