@@ -13,6 +13,9 @@ tokenizer (`rnncompile_text_bench --build OUT --texts FILE`, when --cpp names th
 in-graph tokenizer alone, the numeric model alone (ids in), and the whole in-graph model (text in),
 with each tokenizer's share of a request.
 
+Part 3 runs an adversarial batch through the in-graph tokenizer (texts holding thousands of tabs,
+newlines, commas, '#', '$', '\\r'): time and peak memory, which stay linear in the text's length.
+
 Reviews are drawn (seeded) from a small English-like word list with realistic punctuation and case:
 sentences with a capital first word, commas, full stops, "!", "?", "...", apostrophes ("don't"),
 quotes, parentheses and the odd ":)" or "-". Short reviews have about 20 words, long ones about 250.
@@ -115,10 +118,35 @@ def main(argv=None) -> int:
                          "onnx_ms": round(onnx_ms, 3), "python_ms": round(py_ms, 3)})
             print(f"{st!s:<28} {sp!s:<10} {ng!s:<7} {words:>5} {onnx_ms:>8.3f} {py_ms:>9.3f}")
     seed = seed_model_rows(args, rng)
+    adversarial = adversarial_rows()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"onnxruntime": ort.__version__, "rows": rows, "seed_model": seed}, f, indent=1)
+            json.dump({"onnxruntime": ort.__version__, "rows": rows, "seed_model": seed,
+                       "adversarial": adversarial}, f, indent=1)
     return 0
+
+
+def adversarial_rows() -> list[dict]:
+    """Part 3: a batch whose texts hold different separators many times (n tabs in one, n newlines,
+    commas, '#', '$' and '\\r' in others), in the graph: seconds (best of 3) and this process's peak
+    resident memory after the run, which must grow linearly in n (docs/text.md)."""
+    import resource
+
+    v = TextVectorizer(tuple(full_vocabulary(["a", "b", "cd"])), "lower_and_strip_punctuation", "whitespace",
+                       None, 8)
+    s = session(v)
+    out = []
+    print("\nadversarial batch in the graph (docs/text.md): n, seconds, peak RSS MB")
+    for n in (3000, 20000):
+        texts = np.array(["a\t" * n, "b\n" * n, "c," * n + " d" * n, "e#" * n, "f$" * n + "\r" * n],
+                         dtype=object)
+        if not np.array_equal(s.run(None, {"text": texts})[0], v(list(texts))):
+            raise SystemExit("MISMATCH: adversarial batch")
+        seconds = best_ms(lambda: s.run(None, {"text": texts}), 3) / 1e3
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        out.append({"n": n, "seconds": round(seconds, 4), "peak_rss_mb": rss})
+        print(f"{n:>6} {seconds:>8.3f} {rss:>6}")
+    return out
 
 
 def ort_session(path) -> ort.InferenceSession:
